@@ -65,7 +65,7 @@ def _not_yet(name: str, short_help: str) -> click.Command:
     lazy={
         "data": ("training.data.cli:data", "Import market data into the Parquet catalog."),
         "features": ("training.features_cli:features", "Extract FEATURES_V1 tables."),
-        "train": ("training.train:train", "Fit HMM + policy head, register a candidate."),
+        "train": ("training.train:train_command", "Fit HMM + policy head, register a candidate."),
         "models": ("training.registry_cli:models", "List, show, promote, roll back models."),
         "sweep": ("training.sweep:sweep", "Ray Tune walk-forward sweep over symbol-days."),
         "backtest": ("node.backtest:backtest_command", "Backtest the strategy in Nautilus."),

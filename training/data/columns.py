@@ -43,7 +43,9 @@ class _Columns:
         """Build from row tuples in field order."""
         names = cls.names()
         cols = list(zip(*rows, strict=True)) if rows else [() for _ in names]
-        return cls(**{n: np.asarray(c, dtype=t) for n, c, t in zip(names, cols, cls.DTYPES, strict=True)})
+        return cls(
+            **{n: np.asarray(c, dtype=t) for n, c, t in zip(names, cols, cls.DTYPES, strict=True)}
+        )
 
     @classmethod
     def empty(cls) -> Self:
@@ -83,7 +85,16 @@ class DeltaColumns(_Columns):
     flags: np.ndarray
     sequence: np.ndarray
 
-    DTYPES: ClassVar[tuple[type, ...]] = (_INT, _INT, np.uint8, np.uint8, np.float64, np.float64, np.uint8, np.uint64)
+    DTYPES: ClassVar[tuple[type, ...]] = (
+        _INT,
+        _INT,
+        np.uint8,
+        np.uint8,
+        np.float64,
+        np.float64,
+        np.uint8,
+        np.uint64,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +122,14 @@ class QuoteColumns(_Columns):
     ask_price: np.ndarray
     ask_size: np.ndarray
 
-    DTYPES: ClassVar[tuple[type, ...]] = (_INT, _INT, np.float64, np.float64, np.float64, np.float64)
+    DTYPES: ClassVar[tuple[type, ...]] = (
+        _INT,
+        _INT,
+        np.float64,
+        np.float64,
+        np.float64,
+        np.float64,
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,192 @@
+"""Connect this process to Ray: a cluster by address, or an embedded local Ray by default.
+
+The same command runs on a laptop and on a cluster: ``RAY_ADDRESS`` (or ``--address``) selects
+a running cluster, which then receives the project code through :func:`project_runtime_env`;
+without one, Ray starts embedded in this process (``address="local"``) with the machine's CPUs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from typing import Literal
+
+from cluster.runtime_env import project_runtime_env, redacted, secret_names
+
+log = logging.getLogger(__name__)
+
+DEFAULT_NAMESPACE = "nautilus-hmm"
+LOCAL = "local"
+# Set by the Ray job supervisor in a job's driver; the job's runtime_env already holds the code.
+_JOB_CONFIG_ENV = "RAY_JOB_CONFIG_JSON_ENV_VAR"
+
+Mode = Literal["local", "remote"]
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """How to reach Ray; the defaults give an embedded local Ray sized to the machine.
+
+    ``address`` ``None`` means ``RAY_ADDRESS`` from the environment, else local.
+    ``num_cpus`` / ``object_store_memory`` / ``include_dashboard`` apply to local Ray only.
+    """
+
+    address: str | None = None
+    num_cpus: int | None = None
+    object_store_memory: int | None = None
+    namespace: str = DEFAULT_NAMESPACE
+    include_dashboard: bool = False
+    log_to_driver: bool = True
+
+    def __post_init__(self) -> None:
+        if self.num_cpus is not None and self.num_cpus < 1:
+            raise ValueError(f"ClusterConfig.num_cpus must be >= 1, got {self.num_cpus}")
+        if self.address is not None and not self.address.strip():
+            raise ValueError("ClusterConfig.address must not be blank (use None for local)")
+
+
+@dataclass(frozen=True)
+class ClusterInfo:
+    """What :func:`connect` connected to: GCS address, local/remote, live nodes and CPUs."""
+
+    address: str
+    mode: Mode
+    nodes: int
+    cpus: float
+    namespace: str
+    node_ids: tuple[str, ...]
+    dashboard_url: str | None = None
+
+
+def resolve_address(address: str | None, environ: dict[str, str] | None = None) -> str:
+    """The Ray address to use: ``address`` if given, else ``RAY_ADDRESS``, else ``"local"``.
+
+    >>> resolve_address(None, {})
+    'local'
+    >>> resolve_address(None, {"RAY_ADDRESS": " 10.0.0.5:6379 "})
+    '10.0.0.5:6379'
+    >>> resolve_address("ray://head:10001", {"RAY_ADDRESS": "10.0.0.5:6379"})
+    'ray://head:10001'
+    """
+    env = os.environ if environ is None else environ
+    chosen = address if address is not None else env.get("RAY_ADDRESS")
+    chosen = (chosen or "").strip()
+    return chosen or LOCAL
+
+
+# (gcs address, mode) of the Ray this module's connect() set up, to tell local from remote later.
+_OWN: tuple[str, Mode] | None = None
+
+
+def connect(config: ClusterConfig | None = None, *, address: str | None = None) -> ClusterInfo:
+    """Connect to Ray once per process (idempotent) and describe what is there.
+
+    ``address`` overrides ``config.address``. Remote clusters get the project code through the
+    runtime_env, unless this process is itself a Ray job driver (its job already carries it).
+    ``RAY_AUTH_MODE`` / token settings in the environment are left for Ray to apply.
+    """
+    global _OWN
+    import ray
+
+    cfg = config or ClusterConfig()
+    target = resolve_address(address if address is not None else cfg.address)
+    if ray.is_initialized():
+        _check_same_cluster(target)
+        return cluster_info(cfg.namespace)
+
+    if target == LOCAL:
+        num_cpus = cfg.num_cpus or os.cpu_count() or 1
+        ray.init(
+            address=LOCAL,
+            num_cpus=num_cpus,
+            object_store_memory=cfg.object_store_memory,
+            namespace=cfg.namespace,
+            include_dashboard=cfg.include_dashboard,
+            log_to_driver=cfg.log_to_driver,
+        )
+        mode: Mode = "local"
+    else:
+        runtime_env = None if _JOB_CONFIG_ENV in os.environ else project_runtime_env()
+        if runtime_env is not None:
+            log.info("connecting to Ray at %s with runtime_env %s", target, redacted(runtime_env))
+            secrets = secret_names(runtime_env)
+            if secrets:
+                log.warning("forwarding credentials to the cluster by env var: %s", secrets)
+        ray.init(
+            address=target,
+            namespace=cfg.namespace,
+            runtime_env=runtime_env,
+            log_to_driver=cfg.log_to_driver,
+        )
+        mode = "remote"
+    _OWN = (ray.get_runtime_context().gcs_address, mode)
+    return cluster_info(cfg.namespace)
+
+
+def cluster_info(namespace: str | None = None) -> ClusterInfo:
+    """Describe the Ray cluster this process is connected to (error if not connected)."""
+    import ray
+
+    if not ray.is_initialized():
+        raise RuntimeError("Ray is not initialized: call cluster.connect() first")
+    alive = [n for n in ray.nodes() if n.get("Alive")]
+    ctx = ray.get_runtime_context()
+    return ClusterInfo(
+        address=ctx.gcs_address,
+        mode=_OWN[1] if _OWN and _OWN[0] == ctx.gcs_address else _mode_of_foreign_init(),
+        nodes=len(alive),
+        cpus=float(sum(n.get("Resources", {}).get("CPU", 0.0) for n in alive)),
+        namespace=ctx.namespace or (namespace or DEFAULT_NAMESPACE),
+        node_ids=tuple(sorted(n["NodeID"] for n in alive)),
+        dashboard_url=_dashboard_url(),
+    )
+
+
+def shutdown() -> None:
+    """Disconnect from Ray (and stop an embedded local Ray); a no-op when not connected."""
+    global _OWN
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+    _OWN = None
+
+
+def _check_same_cluster(target: str) -> None:
+    import ray
+
+    if target in (LOCAL, "auto") or target.startswith("ray://"):
+        return
+    current = ray.get_runtime_context().gcs_address
+    if _normalise(current) != _normalise(target):
+        raise RuntimeError(
+            f"Ray is already connected to {current}, not the requested address {target}; "
+            "call cluster.shutdown() first"
+        )
+
+
+def _normalise(address: str) -> str:
+    host, _, port = address.rpartition(":")
+    host = {"localhost": "127.0.0.1"}.get(host, host)
+    return f"{host}:{port}"
+
+
+def _mode_of_foreign_init() -> Mode:
+    """Mode of a Ray initialised outside :func:`connect` (e.g. a test's own ``ray.init``)."""
+    import ray
+
+    node = getattr(ray._private.worker, "_global_node", None)
+    return "local" if node is not None and getattr(node, "ray_init_cluster", False) else "remote"
+
+
+def _dashboard_url() -> str | None:
+    import ray
+
+    try:
+        url = ray._private.worker.get_dashboard_url()
+    except Exception:  # client mode or no dashboard
+        return None
+    if not url:
+        return None
+    return url if url.startswith("http") else f"http://{url}"

@@ -1,0 +1,120 @@
+"""Trade labels from the future: forward log return over a horizon against the cost of trading.
+
+``label(t)`` depends only on ``mid[t]``, ``spread_bp[t]`` and ``mid`` at the first sample at or
+after ``t + horizon`` — never on anything earlier, nor on anything later than that sample.
+Samples whose horizon runs past the end of the data are marked invalid (not NaN-filled).
+
+>>> ts = np.arange(5) * 1_000_000_000
+>>> lab = make_labels(ts, np.array([100.0, 100.0, 100.2, 99.9, 99.9]), np.full(5, 2.0),
+...                   LabelConfig(horizon_s=2.0, fee_bps=1.0))
+>>> lab.classes.tolist(), lab.valid.tolist()
+([2, 0, 0, 1, 1], [True, True, True, False, False])
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+SELL, FLAT, BUY = 0, 1, 2
+CLASS_NAMES = ("sell", "flat", "buy")
+
+
+@dataclass(frozen=True)
+class LabelConfig:
+    """Horizon and costs. ``fee_bps`` is one side's fee; ``min_edge_bps`` is demanded on top."""
+
+    horizon_s: float = 10.0
+    fee_bps: float = 1.0
+    min_edge_bps: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.horizon_s > 0:
+            raise ValueError(f"LabelConfig.horizon_s must be > 0, got {self.horizon_s}")
+        if self.fee_bps < 0 or self.min_edge_bps < 0:
+            raise ValueError("LabelConfig.fee_bps and min_edge_bps must be >= 0")
+
+
+@dataclass(frozen=True, eq=False)
+class Labels:
+    """Per-sample labels: ``classes`` (0 sell, 1 flat, 2 buy; flat where invalid), ``valid``,
+    ``forward_return_bp`` (0 where invalid) and ``cost_bp`` (half-spread + fee)."""
+
+    classes: np.ndarray
+    valid: np.ndarray
+    forward_return_bp: np.ndarray
+    cost_bp: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.classes)
+
+
+def _check_inputs(ts_ns: np.ndarray, mid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    ts = np.asarray(ts_ns)
+    if ts.ndim != 1 or not np.issubdtype(ts.dtype, np.integer):
+        raise ValueError(
+            f"ts_ns: expected 1-D integer nanoseconds, got {ts.dtype} shape {ts.shape}"
+        )
+    ts = ts.astype(np.int64, copy=False)
+    m = np.asarray(mid, dtype=np.float64)
+    if m.shape != ts.shape:
+        raise ValueError(f"mid: expected shape {ts.shape} like ts_ns, got {m.shape}")
+    back = np.flatnonzero(np.diff(ts) < 0)
+    if back.size:
+        i = int(back[0]) + 1
+        raise ValueError(f"ts_ns: not sorted at index {i} ({ts[i]} < {ts[i - 1]})")
+    bad = np.flatnonzero(~(np.isfinite(m) & (m > 0)))
+    if bad.size:
+        raise ValueError(
+            f"mid: non-finite or non-positive value {m[bad[0]]} at index {int(bad[0])}"
+        )
+    return ts, m
+
+
+def forward_returns(
+    ts_ns: np.ndarray, mid: np.ndarray, horizon_s: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Log return from each sample to the first sample at or after ``t + horizon_s``.
+
+    Returns ``(returns, valid)``; where no such sample exists ``valid`` is False and the return 0.
+
+    >>> r, v = forward_returns(np.array([0, 1, 2]) * 10**9, np.array([1.0, 2.0, 4.0]), 1.0)
+    >>> np.round(r, 4).tolist(), v.tolist()
+    ([0.6931, 0.6931, 0.0], [True, True, False])
+    """
+    ts, m = _check_inputs(ts_ns, mid)
+    if not horizon_s > 0:
+        raise ValueError(f"horizon_s must be > 0, got {horizon_s}")
+    h_ns = round(horizon_s * 1e9)
+    j = np.searchsorted(ts, ts + h_ns, side="left")
+    valid = j < len(ts)
+    ret = np.zeros(len(ts))
+    ret[valid] = np.log(m[j[valid]] / m[valid])
+    return ret, valid
+
+
+def make_labels(
+    ts_ns: np.ndarray,
+    mid: np.ndarray,
+    spread_bp: np.ndarray,
+    config: LabelConfig = LabelConfig(),
+) -> Labels:
+    """Buy if the forward return beats the cost (half-spread + fee + min edge), sell if it is
+    below minus that, else flat."""
+    ret, valid = forward_returns(ts_ns, mid, config.horizon_s)
+    sp = np.asarray(spread_bp, dtype=np.float64)
+    if sp.shape != ret.shape:
+        raise ValueError(f"spread_bp: expected shape {ret.shape} like ts_ns, got {sp.shape}")
+    bad = np.flatnonzero(~(np.isfinite(sp) & (sp >= 0)))
+    if bad.size:
+        raise ValueError(
+            f"spread_bp: non-finite or negative value {sp[bad[0]]} at index {int(bad[0])}"
+        )
+    fwd_bp = ret * 1e4
+    cost = 0.5 * sp + config.fee_bps
+    edge = cost + config.min_edge_bps
+    classes = np.full(len(ret), FLAT, dtype=np.int8)
+    classes[valid & (fwd_bp > edge)] = BUY
+    classes[valid & (fwd_bp < -edge)] = SELL
+    return Labels(classes=classes, valid=valid, forward_return_bp=fwd_bp, cost_bp=cost)
