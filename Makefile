@@ -5,6 +5,7 @@ BIN    := $(VENV)/bin
 DEMO   ?= demo_run
 
 export RAY_AUTH_MODE ?= disabled
+export OPENBLAS_NUM_THREADS ?= 1
 
 .PHONY: setup test demo bench lint clean
 

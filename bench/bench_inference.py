@@ -1,9 +1,10 @@
 """In-process inference latency (forward-filter step + policy head), partial_fit and HMM fit time.
 
 Targets: filter step + policy predict p50 <= 100 µs; partial_fit on 300 samples <= 50 ms.
-Baselines measured in the same process: hmmlearn ``predict_proba`` on one row (what a naive
-server would call; also wrong, it ignores the carried posterior) and XGBoost ``predict`` through
-a ``DMatrix``. Writes bench/results/bench_inference.json and prints a table.
+Baselines measured in the same process: XGBoost ``inplace_predict`` on one row (what
+``PolicyHead.predict_row`` replaces with a numpy tree walk), XGBoost ``predict`` through a
+``DMatrix``, and hmmlearn ``predict_proba`` on one row (what a naive server would call; also
+wrong, it ignores the carried posterior). Writes bench/results/bench_inference.json and prints a table.
 
 Usage: ``python bench/bench_inference.py [--quick]`` (``--quick``: a 6 h "day" for the fit).
 """
@@ -135,6 +136,9 @@ def main() -> None:
         "filter_step": latency(lambda: f.step(x, prev), args.n),
         "policy_predict_row": latency(lambda: head.predict_row(row), args.n),
         "infer_total (step+policy+decide)": latency(infer, args.n),
+        "baseline xgboost inplace_predict 1 row": latency(
+            lambda: head.predict_row_xgb(row), args.n
+        ),
         "baseline hmmlearn predict_proba 1 row": latency(
             lambda: hl.predict_proba(one), args.n // 5
         ),

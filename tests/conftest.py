@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # BLAS threads spin against each other on 2 cores
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -31,3 +32,13 @@ def ws_dir(shared_data: Path) -> Path:
 def public_dir(shared_data: Path) -> Path:
     """Binance public-data fixtures (CSV / Parquet)."""
     return shared_data / "binance-public"
+
+
+@pytest.fixture(scope="session")
+def synth_catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three 3-hour synthetic BTCUSDT spot days (seed 1) with ground-truth regimes."""
+    from training.data.synth import SynthConfig, synth
+
+    root = tmp_path_factory.mktemp("synth_catalog")
+    synth(SynthConfig(days=3, seed=1, day_seconds=3 * 3600), root)
+    return root

@@ -95,8 +95,13 @@ class SchemaMismatch(ValueError):
 class FeatureSchema:
     """Everything that defines FEATURES_V1 vectors: names, order, version and windows.
 
-    Stored in the model bundle (``to_dict``/``from_dict``); the standardisation window is
-    meant to be 60-90 min (default 75). ``z`` is clipped to ``+-z_clip``.
+    Stored in the model bundle (``to_dict``/``from_dict``). Windows are in seconds of exchange
+    time and become whole samples. The standardisation window is meant to be 60-90 min
+    (default 75; shorter ones are accepted for tests); ``z = (x - mean) / max(std, std_floor)``
+    over the previous ``standardise_window_s`` of the session, clipped to ``+-z_clip``; a
+    session is ``ready`` after ``warmup_samples`` (``min_periods_s`` and every raw lookback).
+    Raw units: returns, spread, microprice offset and volatility in basis points; imbalances
+    and autocorrelations in [-1, 1]; ``ofi`` in best-level depths.
     """
 
     market: str = "spot"

@@ -520,6 +520,26 @@ def best_label_alignment(
     return mapping, float(conf[rows, cols].sum() / max(len(t), 1))
 
 
+def regime_accuracy(true_states: np.ndarray, pred_states: np.ndarray, k: int) -> float:
+    """Share of samples whose HMM state maps to the true regime, each of the ``k`` states mapped
+    to the regime it overlaps most (many-to-one: with K above the number of regimes, e.g. a
+    trend split into up and down states, both map to "trending"). Equals
+    :func:`best_label_alignment` when K equals the number of regimes and states split cleanly.
+
+    >>> regime_accuracy(np.array([0, 0, 1, 1, 1]), np.array([2, 2, 0, 1, 1]), 3)
+    1.0
+    """
+    t = np.asarray(true_states, dtype=np.int64)
+    p = np.asarray(pred_states, dtype=np.int64)
+    if t.shape != p.shape or t.ndim != 1 or len(t) == 0:
+        raise ValueError(
+            f"true_states {t.shape} and pred_states {p.shape}: need equal non-empty 1-D"
+        )
+    conf = np.zeros((k, int(t.max()) + 1))
+    np.add.at(conf, (p, t), 1.0)
+    return float(conf.max(axis=1).sum() / max(len(t), 1))
+
+
 # --------------------------------------------------------------------------- fitting
 
 

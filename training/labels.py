@@ -13,6 +13,7 @@ Samples whose horizon runs past the end of the data are marked invalid (not NaN-
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -73,11 +74,16 @@ def _check_inputs(ts_ns: np.ndarray, mid: np.ndarray) -> tuple[np.ndarray, np.nd
 
 
 def forward_returns(
-    ts_ns: np.ndarray, mid: np.ndarray, horizon_s: float
+    ts_ns: np.ndarray,
+    mid: np.ndarray,
+    horizon_s: float,
+    lengths: Sequence[int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Log return from each sample to the first sample at or after ``t + horizon_s``.
 
     Returns ``(returns, valid)``; where no such sample exists ``valid`` is False and the return 0.
+    ``lengths`` splits the rows into separate sessions (e.g. symbol-days): a horizon never
+    reaches into the next session.
 
     >>> r, v = forward_returns(np.array([0, 1, 2]) * 10**9, np.array([1.0, 2.0, 4.0]), 1.0)
     >>> np.round(r, 4).tolist(), v.tolist()
@@ -87,8 +93,16 @@ def forward_returns(
     if not horizon_s > 0:
         raise ValueError(f"horizon_s must be > 0, got {horizon_s}")
     h_ns = round(horizon_s * 1e9)
+    n = len(ts)
+    if lengths is None:
+        ends = np.full(n, n)
+    else:
+        lens = np.asarray(lengths, dtype=np.int64)
+        if (lens <= 0).any() or lens.sum() != n:
+            raise ValueError(f"lengths: must be positive and sum to {n}, got sum {int(lens.sum())}")
+        ends = np.repeat(np.cumsum(lens), lens)
     j = np.searchsorted(ts, ts + h_ns, side="left")
-    valid = j < len(ts)
+    valid = j < ends
     ret = np.zeros(len(ts))
     ret[valid] = np.log(m[j[valid]] / m[valid])
     return ret, valid
@@ -99,10 +113,11 @@ def make_labels(
     mid: np.ndarray,
     spread_bp: np.ndarray,
     config: LabelConfig = LabelConfig(),
+    lengths: Sequence[int] | None = None,
 ) -> Labels:
     """Buy if the forward return beats the cost (half-spread + fee + min edge), sell if it is
-    below minus that, else flat."""
-    ret, valid = forward_returns(ts_ns, mid, config.horizon_s)
+    below minus that, else flat. ``lengths``: sessions a horizon must not cross."""
+    ret, valid = forward_returns(ts_ns, mid, config.horizon_s, lengths)
     sp = np.asarray(spread_bp, dtype=np.float64)
     if sp.shape != ret.shape:
         raise ValueError(f"spread_bp: expected shape {ret.shape} like ts_ns, got {sp.shape}")

@@ -13,6 +13,7 @@ import datetime
 import hashlib
 import itertools
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from importlib import metadata as importlib_metadata
@@ -31,9 +32,9 @@ from training.hmm import (
     HMMConfig,
     HMMFit,
     HMMParams,
-    best_label_alignment,
     bic,
     fit_hmm,
+    regime_accuracy,
     state_entropy,
 )
 from training.labels import LabelConfig, make_labels
@@ -190,8 +191,13 @@ def fit_model(
     """HMM on the z-features, then the policy head on [filtered posterior, features]."""
     fit = fit_hmm(train_set.X, train_set.lengths, _hmm_config(config, schema), progress=progress)
     run = ForwardFilter(fit.params).run(train_set.X, train_set.lengths)
-    labels = make_labels(train_set.ts, train_set.mid, train_set.spread_bp, config.labels)
-    head = fit_policy(run.posteriors, train_set.X, labels.classes, config.policy, labels.valid)
+    labels = make_labels(
+        train_set.ts, train_set.mid, train_set.spread_bp, config.labels, train_set.lengths
+    )
+    # the early-stopping split drops one label horizon so training labels never see it
+    horizon = math.ceil(config.labels.horizon_s / schema.sample_interval_s)
+    policy_config = dataclasses.replace(config.policy, gap=max(config.policy.gap, horizon))
+    head = fit_policy(run.posteriors, train_set.X, labels.classes, policy_config, labels.valid)
     metrics = {
         "train_samples": float(len(train_set)),
         "train_loglik_per_sample": float(run.loglik.mean()),
@@ -207,7 +213,7 @@ def evaluate_model(
     PnL of its signals after costs, and regime accuracy where ground truth exists."""
     params = model.params
     run = ForwardFilter(params).run(holdout.X, holdout.lengths)
-    labels = make_labels(holdout.ts, holdout.mid, holdout.spread_bp, config.labels)
+    labels = make_labels(holdout.ts, holdout.mid, holdout.spread_bp, config.labels, holdout.lengths)
     pol = evaluate_policy(
         model.policy,
         run.posteriors,
@@ -231,8 +237,7 @@ def evaluate_model(
         "hit_rate": pol["hit_rate"],
     }
     if holdout.regime is not None:
-        _, acc = best_label_alignment(holdout.regime, run.states, params.n_states)
-        metrics["regime_accuracy"] = acc
+        metrics["regime_accuracy"] = regime_accuracy(holdout.regime, run.states, params.n_states)
     return metrics
 
 

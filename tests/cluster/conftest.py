@@ -27,6 +27,8 @@ from pathlib import Path
 
 import pytest
 
+from cluster import ClusterInfo
+
 VENV_BIN = Path(sys.executable).parent
 RAY_CLI = str(VENV_BIN / "ray")
 HEAD_CPUS = 2
@@ -192,7 +194,7 @@ def ray_multinode() -> Iterator[object]:
 
 
 @pytest.fixture
-def multinode_driver(ray_multinode: object) -> Iterator[object]:
+def multinode_driver(ray_multinode: object) -> Iterator[ClusterInfo]:
     """This process connected to ``ray_multinode`` with ``cluster.connect`` for one test
     (yields the ``ClusterInfo``)."""
     from cluster import connect

@@ -133,11 +133,11 @@ def _trial(config: dict, barrier: object, parties: int) -> None:
 
 
 def test_tasks_and_tune_trials_spread_over_three_nodes(
-    ray_multinode: object, no_ray_connection: None, tmp_path: Path
+    multinode_driver: cluster.ClusterInfo, tmp_path: Path
 ) -> None:
     """SPREAD tasks reach every node. Tune: 0.6 CPU per trial on 1-CPU nodes, so three trials
     can only run together on three distinct nodes, and the barrier makes them run together."""
-    info = connect(address=ray_multinode.address)  # type: ignore[attr-defined]
+    info = multinode_driver
     assert (info.mode, info.nodes, info.cpus) == ("remote", 3, 3.0)
 
     @ray.remote(num_cpus=0.25, scheduling_strategy="SPREAD")

@@ -65,11 +65,19 @@ def test_submit_job_ships_the_project_and_reports_failures(
     )
     assert failing.status in {"PENDING", "RUNNING"} and failing.logs == ""
 
-    good = submit_job(["python", "-c", PROBE], address=address, timeout_s=240)
+    # As `nhmm sweep` will: connect() inside the job reaches the job's cluster, with its code.
+    probe_connect = (
+        f"{PROBE}; import ray; info = cluster.connect(); print('MODE', info.mode, info.cpus); "
+        "print('TASK_AT', ray.get(ray.remote(lambda: __import__('training').__file__).remote()))"
+    )
+    good = submit_job(["python", "-c", probe_connect], address=address, timeout_s=240)
     assert good.status == "SUCCEEDED", good.logs
     _assert_code_from_working_dir(good.logs, str(ray_head.temp_dir))  # type: ignore[attr-defined]
     assert _lines(good.logs, "REGISTRY") == ["s3://nhmm-test/registry"]
     assert _lines(good.logs, "CLI") == ["LazyGroup"]
+    assert _lines(good.logs, "MODE") == ["remote 2.0"]
+    (task_at,) = _lines(good.logs, "TASK_AT")
+    assert task_at.startswith(str(ray_head.temp_dir)) and "working_dir_files" in task_at  # type: ignore[attr-defined]
 
     done = wait_for_job(JobSubmissionClient(address), failing.job_id, timeout_s=240)
     assert done.status == "FAILED" and not done.ok

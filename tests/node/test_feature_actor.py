@@ -117,17 +117,17 @@ def test_parity_on_real_binance_recordings(
 
 @pytest.fixture(scope="module")
 def synth_catalog(tmp_path_factory: pytest.TempPathFactory) -> MarketCatalog:
-    """A short synthetic regime day (30 min) from ``training.data.synth``."""
+    """A short synthetic regime day (15 min) from ``training.data.synth``."""
     root = tmp_path_factory.mktemp("synth_catalog")
-    synth(SynthConfig(day_seconds=1800, seed=5), root)
+    synth(SynthConfig(day_seconds=900, seed=5), root)
     return MarketCatalog(root)
 
 
 def test_parity_on_a_synthetic_day(synth_catalog: MarketCatalog) -> None:
     [sd] = synth_catalog.symbol_days("BTCUSDT")
-    schema = schema_for("spot", min_periods_s=300.0)
+    schema = schema_for("spot", min_periods_s=120.0)
     offline = extract_features(synth_catalog, "BTCUSDT", sd.day, schema)
     online = backtest_samples(synth_catalog, sd, schema)
-    assert offline.num_rows >= 1790
+    assert offline.num_rows >= 895
     assert len(set(offline["regime"].to_numpy().tolist())) >= 2
     assert_parity(offline, online, schema)

@@ -416,3 +416,18 @@ def test_future_events_do_not_change_past_samples() -> None:
     for k in base:
         np.testing.assert_array_equal(base[k][upto], pert[k][: upto.sum()], err_msg=k)
     assert not np.array_equal(base["raw"][~upto], pert["raw"][~upto])
+
+
+def test_batch_run_handles_empty_and_one_sided_inputs() -> None:
+    eng = FeatureEngine(schema_for("spot"))
+    assert eng.run(DeltaColumns.empty(), TradeColumns.empty()) == []
+    _, t = random_stream(3, seconds=30)
+    out = eng.run(DeltaColumns.empty(), t)  # trades only: samples with an empty book
+    assert len(out) >= 25 and not any(s.book_ok for s in out)
+    d, _ = random_stream(3, seconds=30)
+    unfinished = d.take(slice(0, len(d) - 1))  # the last message never gets its F_LAST
+    a = FeatureEngine(schema_for("spot"))
+    b = FeatureEngine(schema_for("spot"))
+    a.run(unfinished, TradeColumns.empty())
+    b.run(d.take(np.arange(len(d)) < np.flatnonzero(d.flags & F_LAST)[-2] + 1), t.take(slice(0, 0)))
+    assert a.bids == b.bids and a.asks == b.asks

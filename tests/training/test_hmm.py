@@ -22,6 +22,7 @@ from training.hmm import (
     fit_hmm,
     log_likelihood,
     n_free_params,
+    regime_accuracy,
     sample_hmm,
     state_entropy,
 )
@@ -291,3 +292,13 @@ def test_run_continues_from_log_prev_and_survives_impossible_observations(
         np.testing.assert_allclose(run.posteriors[t], s.posterior, atol=1e-12)
         assert run.loglik[t] == pytest.approx(s.loglik, rel=1e-12)
     assert run.states.tolist() == [0, 1, 1]
+
+
+def test_regime_accuracy_maps_states_many_to_one() -> None:
+    truth = np.array([0, 0, 0, 1, 1, 1])
+    assert regime_accuracy(truth, np.array([1, 1, 1, 0, 0, 0]), 2) == 1.0
+    # two states inside regime 0 both map to it; one misplaced sample is a miss
+    assert regime_accuracy(truth, np.array([2, 2, 1, 0, 0, 1]), 3) == pytest.approx(5 / 6)
+    assert best_label_alignment(truth, np.array([2, 2, 1, 0, 0, 1]), 3)[1] == pytest.approx(4 / 6)
+    with pytest.raises(ValueError, match="equal non-empty 1-D"):
+        regime_accuracy(truth, truth[:3], 2)

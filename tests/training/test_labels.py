@@ -102,3 +102,18 @@ def test_bad_inputs_name_field_and_index() -> None:
         make_labels(ts.astype(float), mid, sp)
     with pytest.raises(ValueError, match="horizon_s"):
         LabelConfig(horizon_s=0.0)
+
+
+def test_horizon_never_crosses_a_session_boundary() -> None:
+    # two days back to back: without lengths the last samples of day 1 would see day 2
+    ts = np.concatenate([np.arange(5), 100 + np.arange(5)]) * S
+    mid = np.concatenate([np.full(5, 100.0), np.full(5, 110.0)])
+    r_all, v_all = forward_returns(ts, mid, 2.0)
+    assert v_all[3] and r_all[3] == pytest.approx(np.log(1.1))
+    r, v = forward_returns(ts, mid, 2.0, lengths=[5, 5])
+    assert v.tolist() == [True, True, True, False, False, True, True, True, False, False]
+    assert np.all(r == 0.0)
+    lab = make_labels(ts, mid, np.ones(10), LabelConfig(horizon_s=2.0), lengths=[5, 5])
+    assert lab.valid.tolist() == v.tolist() and lab.classes.tolist() == [FLAT] * 10
+    with pytest.raises(ValueError, match="lengths"):
+        forward_returns(ts, mid, 2.0, lengths=[5, 4])

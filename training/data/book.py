@@ -171,6 +171,7 @@ class BinanceBookSync:
         self.gaps = 0
         self.resyncs = 0
         self.snapshots = 0
+        self.stale_snapshots = 0
         self.dropped = 0
         self.applied = 0
         self.skipped_untrusted = 0
@@ -197,7 +198,14 @@ class BinanceBookSync:
         ts_event: int,
         ts_init: int,
     ) -> None:
-        """Apply a full depth snapshot, then replay any buffered diffs that follow it."""
+        """Apply a full depth snapshot, then replay any buffered diffs that follow it.
+
+        A snapshot older than a trusted book (``lastUpdateId <= u`` already applied) is
+        ignored (counted in ``stale_snapshots``): the book is already further along.
+        """
+        if self.trusted and self.last_u is not None and last_update_id <= self.last_u:
+            self.stale_snapshots += 1
+            return
         buffered = [d for d in self._buffer if not self._too_old(d.u, last_update_id)]
         self.dropped += len(self._buffer) - len(buffered)
         self._buffer = []

@@ -588,7 +588,10 @@ class MarketCatalog:
 
     def instrument(self, symbol: str) -> Instrument:
         """The Nautilus instrument stored for ``symbol`` (any of the accepted spellings)."""
-        inst_id = self._resolve(symbol)
+        try:
+            inst_id = self._resolve(symbol)
+        except KeyError:  # an instrument written without market data (e.g. for bars)
+            inst_id = self._resolve(symbol, {i.id.value for i in self.nautilus.instruments()})
         found = self.nautilus.instruments(instrument_ids=[inst_id])
         if not found:
             raise KeyError(f"instrument {inst_id} has data but no instrument in {self.root}")

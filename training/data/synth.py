@@ -102,7 +102,7 @@ class RegimeParams:
 
 DEFAULT_REGIMES: tuple[RegimeParams, ...] = (
     RegimeParams("calm", 20.0, 12.0, 1.5, 1.0, 0.0, 0.1, 0.05, 1.0, 0.0, 1.0, 3.0, 0.5, 0.0),
-    RegimeParams("trending", 12.0, 20.0, 1.5, None, 1.0, 2.0, 0.1, 0.6, 0.5, 1.5, 8.0, 0.85, 0.5),
+    RegimeParams("trending", 12.0, 20.0, 1.5, None, 1.0, 1.0, 0.1, 0.6, 0.5, 1.5, 8.0, 0.85, 0.5),
     RegimeParams("volatile", 6.0, 40.0, 6.0, None, 0.0, 5.0, 0.2, 0.15, 0.0, 2.0, 15.0, 0.6, 0.0),
 )
 # Jump chain (row: from, column: to; zero diagonal): calm and trending alternate mostly,

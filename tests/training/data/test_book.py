@@ -139,3 +139,15 @@ def test_delete_of_unknown_level_emits_nothing() -> None:
 def test_bad_market_rejected() -> None:
     with pytest.raises(ValueError, match="market"):
         BinanceBookSync("coinm")  # type: ignore[arg-type]
+
+
+def test_stale_snapshot_is_ignored_newer_one_resets() -> None:
+    s = _spot_synced()
+    s.on_depth(101, 110, None, [(10.0, 5.0)], [], 2_000, 2_100)
+    n = len(s.deltas())
+    s.on_snapshot(105, [(1.0, 1.0)], [(2.0, 1.0)], 3_000, 3_100)  # older than the book
+    assert s.stale_snapshots == 1 and len(s.deltas()) == n and s.book.bids[10.0] == 5.0
+    s.on_snapshot(120, [(10.0, 6.0)], [(11.0, 1.0)], 4_000, 4_100)  # newer: replaces the book
+    assert s.snapshots == 2 and s.book.bids == {10.0: 6.0} and s.gaps == 0 and s.resyncs == 0
+    s.on_depth(115, 121, None, [(10.0, 7.0)], [], 5_000, 5_100)
+    assert s.gaps == 0 and s.book.bids == {10.0: 7.0}

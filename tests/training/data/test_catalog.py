@@ -299,3 +299,13 @@ def test_reports_and_labels_paths(tmp_path: Path) -> None:
     sd = SymbolDay("BTCUSDT.BINANCE", datetime.date(2024, 8, 9))
     assert cat.labels_path(sd) == tmp_path / "labels" / "BTCUSDT.BINANCE" / "2024-08-09.parquet"
     assert str(sd) == "BTCUSDT.BINANCE/2024-08-09" and sd.symbol == "BTCUSDT"
+
+
+def test_instrument_without_market_data(tmp_path: Path) -> None:
+    cat = MarketCatalog(tmp_path)
+    empty = MarketEvents(DeltaColumns.empty(), TradeColumns.empty(), QuoteColumns.empty())
+    assert cat.write(binance_instrument("ADABTC", "spot"), empty) == []
+    assert cat.symbol_days() == []
+    assert cat.instrument("ADABTC").id.value == "ADABTC.BINANCE"
+    with pytest.raises(KeyError, match="XRPUSDT"):
+        cat.instrument("XRPUSDT")
