@@ -7,8 +7,10 @@ without one, Ray starts embedded in this process (``address="local"``) with the 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import socket
 from dataclasses import dataclass
 from typing import Literal
 
@@ -156,20 +158,41 @@ def shutdown() -> None:
 def _check_same_cluster(target: str) -> None:
     import ray
 
-    if target in (LOCAL, "auto") or target.startswith("ray://"):
+    if target in (LOCAL, "auto") or "://" in target:
         return
     current = ray.get_runtime_context().gcs_address
-    if _normalise(current) != _normalise(target):
+    if not same_endpoint(current, target, _local_hosts()):
         raise RuntimeError(
             f"Ray is already connected to {current}, not the requested address {target}; "
             "call cluster.shutdown() first"
         )
 
 
-def _normalise(address: str) -> str:
-    host, _, port = address.rpartition(":")
-    host = {"localhost": "127.0.0.1"}.get(host, host)
-    return f"{host}:{port}"
+def same_endpoint(a: str, b: str, local_hosts: frozenset[str] = frozenset()) -> bool:
+    """Whether two ``host:port`` addresses name the same GCS; this machine's names are equal.
+
+    >>> local = frozenset({"127.0.0.1", "localhost", "10.0.0.7"})
+    >>> same_endpoint("10.0.0.7:6379", "127.0.0.1:6379", local)
+    True
+    >>> same_endpoint("10.0.0.7:6379", "10.0.0.8:6379", local)
+    False
+    >>> same_endpoint("10.0.0.7:6379", "localhost:6380", local)
+    False
+    """
+    host_a, _, port_a = a.rpartition(":")
+    host_b, _, port_b = b.rpartition(":")
+    if port_a != port_b:
+        return False
+    return host_a == host_b or (host_a in local_hosts and host_b in local_hosts)
+
+
+def _local_hosts() -> frozenset[str]:
+    import ray
+
+    hosts = {"127.0.0.1", "localhost", "0.0.0.0", socket.gethostname()}
+    with contextlib.suppress(Exception):
+        hosts.add(ray.util.get_node_ip_address())
+    return frozenset(hosts)
 
 
 def _mode_of_foreign_init() -> Mode:

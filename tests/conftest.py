@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # BLAS threads spin against each other on 2 cores
+os.environ.setdefault(
+    "OPENBLAS_NUM_THREADS", "1"
+)  # BLAS threads spin against each other on 2 cores
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"

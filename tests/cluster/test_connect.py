@@ -104,6 +104,10 @@ def test_address_argument_beats_ray_address(
     info = connect(address=ray_head.gcs_address)  # type: ignore[attr-defined]
     assert info.mode == "remote" and info.cpus == 2.0
     assert ray.get(_where_is_the_code.remote())["node"] == info.node_ids[0]
+    port = ray_head.ports["port"]  # type: ignore[attr-defined]
+    assert connect(address=f"localhost:{port}") == info  # same GCS under another local name
+    with pytest.raises(RuntimeError, match="already connected"):
+        connect(address=f"127.0.0.1:{port + 1}")
 
 
 @ray.remote(num_cpus=0)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +15,7 @@ from training.registry import Registry
 from training.train import TrainConfig, fit_model, load_feature_sets, train
 
 FAST = TrainConfig(hmm=HMMConfig(k_range=(3, 5), covariance_type="diag", n_init=2))
+ONE_FIT = TrainConfig(hmm=HMMConfig(k_range=(3, 3), covariance_type="diag", n_init=1))
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +53,7 @@ def test_state_zero_is_the_calmest(feature_sets, fitted) -> None:
 
 
 def test_train_registers_a_candidate_with_lineage_metadata(synth_catalog: Path, tmp_path) -> None:
-    bundle, metrics = train(MarketCatalog(synth_catalog), "BTCUSDT", None, FAST)
+    bundle, metrics = train(MarketCatalog(synth_catalog), "BTCUSDT", None, ONE_FIT)
     for name in ("valid_loglik_per_sample", "valid_bic", "state_entropy", "policy_accuracy",
                  "net_pnl_bp", "regime_accuracy"):  # fmt: skip
         assert np.isfinite(metrics[name]), name
@@ -70,8 +70,7 @@ def test_train_registers_a_candidate_with_lineage_metadata(synth_catalog: Path, 
 
 def test_same_data_and_seed_give_the_same_model(feature_sets) -> None:
     schema, train_set, _ = feature_sets
-    cfg = dataclasses.replace(FAST, hmm=HMMConfig(k_range=(3, 3), covariance_type="diag", n_init=1))
-    a, b = fit_model(train_set, schema, cfg), fit_model(train_set, schema, cfg)
+    a, b = fit_model(train_set, schema, ONE_FIT), fit_model(train_set, schema, ONE_FIT)
     assert a.params.equals(b.params)
     assert a.policy.to_bytes() == b.policy.to_bytes()
 
@@ -95,7 +94,7 @@ def test_cli_trains_and_registers(synth_catalog: Path, tmp_path) -> None:
             "1",
             "--registry",
             str(store),
-        ],  # fmt: skip
+        ],
     )
     assert result.exit_code == 0, result.output
     version = result.output.strip().splitlines()[-1]
@@ -114,7 +113,7 @@ def test_cli_unknown_symbol_is_a_clear_error(synth_catalog: Path, tmp_path) -> N
             "ETHUSDT",
             "--registry",
             str(tmp_path / "s"),
-        ],  # fmt: skip
+        ],
     )
     assert result.exit_code != 0
     assert "ETHUSDT" in str(result.exception) + result.output
