@@ -7,14 +7,19 @@ DEMO   ?= demo_run
 export RAY_AUTH_MODE ?= disabled
 export OPENBLAS_NUM_THREADS ?= 1
 
-.PHONY: setup test demo bench lint clean
+.PHONY: setup lock test demo bench lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip uv
 
-setup: $(BIN)/python  ## venv on Python 3.12 with everything installed
-	$(BIN)/python -m uv pip install --python $(BIN)/python --quiet -e '.[dev]'
+setup: $(BIN)/python  ## venv on Python 3.12 with everything installed, at the locked versions
+	$(BIN)/python -m uv pip install --python $(BIN)/python --quiet -r requirements.lock
+	$(BIN)/python -m uv pip install --python $(BIN)/python --quiet --no-deps -e .
+
+lock:  ## re-resolve requirements.lock from pyproject.toml (then update ray_cluster.yaml pins)
+	$(BIN)/python -m uv pip compile pyproject.toml --extra dev --python-version 3.12 \
+		--python-platform x86_64-manylinux_2_28 --quiet -o requirements.lock
 
 test: setup  ## the whole suite: unit, integration (real Ray, real Nautilus), end-to-end
 	$(BIN)/python -m pytest -q

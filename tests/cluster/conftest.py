@@ -116,31 +116,31 @@ def start_ray_head(num_cpus: int = HEAD_CPUS, timeout_s: float = 120.0) -> RayHe
         "--disable-usage-stats",
         *(f"--{name}={port}" for name, port in ports.items()),
     ]
-    # A new session makes this instance's daemons one process group we can signal alone.
-    proc = subprocess.run(
+    # A new session makes this instance's daemons one process group (id = the CLI's pid) that
+    # outlives the CLI and that we can signal alone.
+    proc = subprocess.Popen(
         cmd,
         env=ray_env(),
         start_new_session=True,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=timeout_s,
-        check=False,
     )
-    # Before ``ray start`` exits its pid is the group id, so the group survives it.
     head = RayHead(
         gcs_address=f"127.0.0.1:{ports['port']}",
         dashboard_url=f"http://127.0.0.1:{ports['dashboard-port']}",
         temp_dir=temp_dir,
-        pgid=_pgid_of_temp_dir(temp_dir),
+        pgid=proc.pid,
         ports=ports,
     )
     atexit.register(head.stop)
-    if proc.returncode != 0:
-        head.stop()
-        raise RuntimeError(f"ray start --head failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     try:
+        _, stderr = proc.communicate(timeout=timeout_s)
+        if proc.returncode != 0:
+            raise RuntimeError(f"ray start --head failed ({proc.returncode}):\n{stderr[-3000:]}")
         _wait_for_dashboard(head.dashboard_url, timeout_s)
     except BaseException:
+        proc.kill()
         head.stop()
         raise
     return head
@@ -272,13 +272,6 @@ def kill_processes(find: Callable[[], set[int]], timeout_s: float) -> None:
         deadline = time.monotonic() + wait_s
         while alive() and time.monotonic() < deadline:
             time.sleep(0.2)
-
-
-def _pgid_of_temp_dir(temp_dir: Path) -> int:
-    for _, pgid, _, cmd in _process_table().values():
-        if str(temp_dir) in cmd and "gcs_server" in cmd:
-            return pgid
-    return -1
 
 
 def _signal_all(pids: set[int], sig: int) -> None:
