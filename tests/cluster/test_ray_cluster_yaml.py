@@ -108,17 +108,26 @@ def test_ray_pin_is_the_installed_ray(prepared: dict[str, Any]) -> None:
     assert {"default", "tune", "serve"} <= ray_req.extras
 
 
-def test_pins_cover_pyproject_and_match_the_dev_venv(prepared: dict[str, Any]) -> None:
+def test_pins_cover_pyproject_and_match_the_lock_and_venv(prepared: dict[str, Any]) -> None:
     pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
     deps = {
         canonicalize_name(req.name): req
         for req in map(Requirement, pyproject["project"]["dependencies"])
+    }
+    locked = {
+        canonicalize_name(name): version
+        for name, _, version in (
+            line.split(" ")[0].partition("==")
+            for line in (REPO / "requirements.lock").read_text().splitlines()
+            if "==" in line and not line.startswith("#")
+        )
     }
     pins = _pins(prepared)
     assert set(pins) == set(deps), "setup_commands pins must list exactly pyproject's deps"
     for name, pin in pins.items():
         version = _pinned_version(pin)
         assert deps[name].specifier.contains(version), f"{name}=={version} vs {deps[name]}"
+        assert version == locked[name], f"{name}=={version} differs from requirements.lock"
         assert version == importlib.metadata.version(name), f"{name} differs from the venv"
 
 
