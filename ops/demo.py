@@ -7,6 +7,7 @@ as a walkthrough. Steps that later work will build print "not yet built" and the
 from __future__ import annotations
 
 import argparse
+import datetime
 import os
 import shlex
 import subprocess
@@ -16,6 +17,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_WS = REPO.parent / "shared" / "data" / "binance-ws"
+START = datetime.date(2024, 1, 1)
 
 
 def _run(args: list[str], env: dict[str, str]) -> None:
@@ -38,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     env = {**os.environ, "NHMM_REGISTRY": str(registry)}
     synth = ["data", "synth", "--symbol", "BTCUSDT", "--days", str(args.days)]
     synth += ["--seed", str(args.seed), "--day-seconds", str(args.day_seconds)]
+    synth += ["--start", START.isoformat()]
     _run([*synth, "--out", str(catalog)], env)
     if SHARED_WS.is_dir():
         spot = [str(SHARED_WS / f"spot_btcusdt_2024080{d}.gz") for d in (8, 9)]
@@ -48,8 +51,9 @@ def main(argv: list[str] | None = None) -> int:
           "--fee-bps", "0"], env)  # fmt: skip
     _run(["models", "promote", "candidate"], env)
     _run(["models", "list"], env)
-    _run(["backtest", "--catalog", str(catalog), "--symbol", "BTCUSDT", "--model", "live",
-          "--out", str(out / "run")], env)  # fmt: skip
+    last_day = (START + datetime.timedelta(days=args.days - 1)).isoformat()
+    _run(["backtest", "--catalog", str(catalog), "--symbol", "BTCUSDT", "--days", last_day,
+          "--model", "live", "--out", str(out / "run")], env)  # fmt: skip
     print(f"\ndemo outputs under {out}")
     return 0
 
