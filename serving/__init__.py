@@ -1,1 +1,1 @@
-"""serving."""
+"""Serving: the in-process model, the Ray Serve application, drift monitoring and clients."""

@@ -1,0 +1,188 @@
+"""In-process inference: one bundle, one causal forward-filter step and a policy decision.
+
+The Serve replica and the node's in-process client run this same code, so an HTTP answer and an
+in-process answer for the same input are equal number for number. Stateless per call: the
+caller sends the previous filtered log posterior and gets the next one back.
+
+>>> import numpy as np
+>>> float(np.exp(LOG_FLOOR)) > 0.0
+True
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from training.bundle import ModelBundle, bundle_files, verify_files
+from training.hmm import ForwardFilter
+
+#: Lowest log probability returned: keeps ``log_posterior`` finite (JSON has no ``-inf``).
+LOG_FLOOR = -700.0
+_LOGSUMEXP_TOL = 1e-6
+
+
+class InferenceError(ValueError):
+    """A request the model refuses; ``field`` names the offending input, ``status`` the HTTP code."""
+
+    status = 422
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class SchemaVersionMismatch(InferenceError):
+    """The feature vector was computed under another schema version than the model's."""
+
+    status = 409
+
+
+class InvalidInput(InferenceError):
+    """Wrong length, non-numeric or non-finite values, or a malformed previous posterior."""
+
+    status = 422
+
+
+@dataclass(frozen=True)
+class InferenceResult:
+    """What one inference step returns (the design's inference result contract)."""
+
+    model_version: str
+    state: int
+    posterior: list[float]
+    log_posterior: list[float]
+    confidence: float
+    action: str
+    score: float
+    adapting: bool
+    drift: float | None
+    loglik: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> InferenceResult:
+        return cls(
+            model_version=str(d["model_version"]),
+            state=int(d["state"]),
+            posterior=[float(v) for v in d["posterior"]],
+            log_posterior=[float(v) for v in d["log_posterior"]],
+            confidence=float(d["confidence"]),
+            action=str(d["action"]),
+            score=float(d["score"]),
+            adapting=bool(d["adapting"]),
+            drift=None if d.get("drift") is None else float(d["drift"]),
+            loglik=float(d["loglik"]),
+        )
+
+
+def _vector(values: Any, field: str, length: int) -> np.ndarray:
+    if isinstance(values, (str, bytes)) or not isinstance(values, (Sequence, np.ndarray)):
+        raise InvalidInput(field, f"expected a list of {length} numbers")
+    out = np.empty(len(values), dtype=np.float64)
+    for i, v in enumerate(values):
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+            raise InvalidInput(f"{field}[{i}]", f"not a number ({type(v).__name__})")
+        out[i] = float(v)
+    if out.shape != (length,):
+        raise InvalidInput(field, f"expected {length} values, got {len(out)}")
+    bad = np.flatnonzero(~np.isfinite(out))
+    if bad.size:
+        raise InvalidInput(f"{field}[{int(bad[0])}]", f"not finite ({out[bad[0]]})")
+    return out
+
+
+class InferenceModel:
+    """A loaded bundle ready to infer: schema check, filter step, policy head, decision.
+
+    ``version`` is the registry version id (default ``local-<bundle id[:8]>``). ``adapting`` and
+    ``drift`` are reported with every result; a drift monitor or partial-fit job sets them.
+    """
+
+    def __init__(self, bundle: ModelBundle, version: str | None = None) -> None:
+        self.bundle = bundle
+        self.schema = bundle.feature_schema()
+        self.params = bundle.hmm_params()
+        self.filter = ForwardFilter(self.params)
+        self.policy = bundle.policy_head()
+        if self.params.n_features != len(self.schema.names):
+            raise ValueError(
+                f"bundle: HMM has {self.params.n_features} features, schema has "
+                f"{len(self.schema.names)}"
+            )
+        if version is None:
+            version = f"local-{verify_files(bundle_files(bundle)).bundle_id[:8]}"
+        self.version = version
+        self.adapting = False
+        self.drift: float | None = None
+
+    @property
+    def n_states(self) -> int:
+        return self.params.n_states
+
+    @property
+    def n_features(self) -> int:
+        return self.params.n_features
+
+    @property
+    def schema_version(self) -> str:
+        return self.schema.version
+
+    def validate(
+        self,
+        features: Any,
+        prev_log_posterior: Any,
+        schema_version: Any,
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Checked ``(x, log_prev)`` arrays, or an :class:`InferenceError` naming the field."""
+        if schema_version != self.schema.version:
+            raise SchemaVersionMismatch(
+                "schema_version",
+                f"{schema_version!r} != model {self.version} schema {self.schema.version!r}",
+            )
+        x = _vector(features, "features", self.n_features)
+        if prev_log_posterior is None:
+            return x, None
+        log_prev = _vector(prev_log_posterior, "prev_log_posterior", self.n_states)
+        m = float(log_prev.max())
+        lse = m + math.log(float(np.exp(log_prev - m).sum()))
+        if abs(lse) > _LOGSUMEXP_TOL:
+            raise InvalidInput(
+                "prev_log_posterior",
+                f"not a normalised log probability vector (logsumexp {lse:.3g} != 0)",
+            )
+        return x, log_prev
+
+    def infer(
+        self,
+        features: Sequence[float] | np.ndarray,
+        prev_log_posterior: Sequence[float] | np.ndarray | None,
+        schema_version: str,
+    ) -> InferenceResult:
+        """One causal step from ``prev_log_posterior`` (``None``: sequence start)."""
+        x, log_prev = self.validate(features, prev_log_posterior, schema_version)
+        try:
+            step = self.filter.step(x, log_prev)
+        except FloatingPointError as exc:
+            raise InvalidInput("features", str(exc)) from exc
+        proba = self.policy.predict_row(np.concatenate([step.posterior, x]).astype(np.float32))
+        action, score = self.policy.decide(proba)
+        return InferenceResult(
+            model_version=self.version,
+            state=int(step.state),
+            posterior=[float(v) for v in step.posterior],
+            log_posterior=[float(v) for v in np.maximum(step.log_posterior, LOG_FLOOR)],
+            confidence=float(step.confidence),
+            action=action,
+            score=float(score),
+            adapting=bool(self.adapting),
+            drift=None if self.drift is None else float(self.drift),
+            loglik=float(step.loglik),
+        )

@@ -1,0 +1,137 @@
+"""Request and response bodies of the Serve HTTP API (pydantic; NaN/inf refused at parse time).
+
+>>> InferRequest(schema_version="FEATURES_V1", features=[0.0, 1.0]).is_batch
+False
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+_STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class InferItem(BaseModel):
+    """One step of a batch: a feature vector and the previous filtered log posterior."""
+
+    model_config = _STRICT
+
+    features: list[float]
+    prev_log_posterior: list[float] | None = None
+
+
+class InferRequest(BaseModel):
+    """``POST /v1/infer``: either ``features`` (single) or ``items`` (batch), never both.
+
+    ``model`` is an alias (``live``, ``candidate``), a version id or a version number.
+    """
+
+    model_config = _STRICT
+
+    schema_version: str
+    model: str = Field(default="live", min_length=1, max_length=64)
+    features: list[float] | None = None
+    prev_log_posterior: list[float] | None = None
+    items: list[InferItem] | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> InferRequest:
+        if (self.features is None) == (self.items is None):
+            raise ValueError("give exactly one of 'features' (single) or 'items' (batch)")
+        if self.items is not None and self.prev_log_posterior is not None:
+            raise ValueError("prev_log_posterior goes inside each item of a batch")
+        return self
+
+    @property
+    def is_batch(self) -> bool:
+        return self.items is not None
+
+    def payload_items(self) -> list[dict[str, Any]]:
+        """The steps as plain dicts for the model replica."""
+        if self.items is not None:
+            return [i.model_dump() for i in self.items]
+        return [{"features": self.features, "prev_log_posterior": self.prev_log_posterior}]
+
+
+class InferResponse(BaseModel):
+    """One inference result (see :class:`serving.model.InferenceResult`)."""
+
+    model_version: str
+    state: int
+    posterior: list[float]
+    log_posterior: list[float]
+    confidence: float
+    action: Literal["buy", "sell", "flat"]
+    score: float
+    adapting: bool
+    drift: float | None
+    loglik: float
+
+
+class BatchInferResponse(BaseModel):
+    """Results of a batch, in request order."""
+
+    model_version: str
+    results: list[InferResponse]
+
+
+class ModelInfo(BaseModel):
+    """One registry version as listed by ``GET /v1/models``."""
+
+    version: str
+    number: int
+    bundle_id: str
+    created_at: str | None
+    parent: str | None
+    aliases: list[str]
+    metrics: dict[str, Any]
+
+
+class ModelsResponse(BaseModel):
+    aliases: dict[str, str]
+    versions: list[ModelInfo]
+
+
+class PromoteRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    alias: str = "live"
+
+
+class AliasResponse(BaseModel):
+    alias: str
+    version: str
+    previous: str | None
+
+
+class ErrorResponse(BaseModel):
+    """Every error body: ``detail`` says what, ``field`` names the input when there is one."""
+
+    detail: str
+    field: str | None = None
+
+
+class PartialFitRequest(BaseModel):
+    """``POST /v1/partial_fit``: one guarded online-EM update of ``model`` from rows ``X``."""
+
+    model_config = _STRICT
+
+    schema_version: str
+    model: str = Field(default="live", min_length=1, max_length=64)
+    X: list[list[float]] = Field(min_length=10)
+    alias: str = "candidate"
+
+
+class PartialFitResponse(BaseModel):
+    """The guard's verdict; ``version`` is the registered child (``None`` when refused)."""
+
+    accepted: bool
+    reason: str
+    parent: str
+    version: str | None
+    alias: str | None
+    heldout_ll_before: float | None
+    heldout_ll_after: float | None
+    n_samples: int

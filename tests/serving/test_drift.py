@@ -1,0 +1,56 @@
+"""DriftMonitor: KL against training histograms and ADWIN on the served log-likelihood."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from serving.drift import DriftConfig, DriftMonitor, kl_divergence
+from serving.model import InferenceModel
+
+
+def feed(monitor: DriftMonitor, model: InferenceModel, X: np.ndarray) -> None:
+    prev = None
+    for x in X:
+        r = model.infer(x, prev, "FEATURES_V1")
+        prev = r.log_posterior
+        monitor.update(x, r.loglik)
+
+
+def test_kl_divergence_values() -> None:
+    assert kl_divergence(np.array([1.0, 0.0]), np.array([0.5, 0.5])) == pytest.approx(np.log(2))
+    assert kl_divergence(np.array([0.2, 0.8]), np.array([0.2, 0.8])) == 0.0
+
+
+def test_in_distribution_quiet_shifted_drifts(bundles) -> None:
+    bundle, X = bundles[0]
+    model = InferenceModel(bundle)
+    mon = DriftMonitor(bundle, DriftConfig(window=600, min_samples=300))
+    feed(mon, model, X[:299])
+    empty = mon.report()
+    assert empty.kl == {} and empty.max_kl is None and empty.n_samples == 299
+    feed(mon, model, X[299:900])
+    quiet = mon.report()
+    assert set(quiet.kl) == set(bundle.feature_schema().names)
+    assert quiet.max_kl is not None and quiet.max_kl < 0.2 and quiet.drifted == []
+    assert not quiet.adapting and quiet.n_window == 600
+
+    shifted = X[900:1500].copy()
+    shifted[:, 2] += 4.0  # one feature moves far from training
+    feed(mon, model, shifted)
+    loud = mon.report()
+    name = bundle.feature_schema().names[2]
+    assert loud.drifted == [name] and loud.kl[name] > 1.0
+    assert loud.adapting and loud.loglik_changes >= 1  # log-likelihood fell: ADWIN saw it
+    mon.reset()
+    assert mon.report().n_samples == 0 and not mon.adapting
+
+
+def test_bad_config_and_missing_histograms(bundles) -> None:
+    with pytest.raises(ValueError, match="min_samples"):
+        DriftConfig(window=10, min_samples=20)
+    bundle = bundles[0][0]
+    from dataclasses import replace
+
+    with pytest.raises(ValueError, match="no training histogram"):
+        DriftMonitor(replace(bundle, histograms={}))

@@ -1,0 +1,45 @@
+"""serving/serve_config.yaml is a valid Serve deploy config that builds our application."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from ray.serve.schema import ServeDeploySchema
+
+from serving.app import AppArgs, ModelServer, build_app
+
+CONFIG = Path(__file__).resolve().parents[2] / "serving" / "serve_config.yaml"
+
+
+def test_config_validates_offline_and_names_our_app() -> None:
+    raw = yaml.safe_load(CONFIG.read_text())
+    schema = ServeDeploySchema.model_validate(raw)
+    (app,) = schema.applications
+    assert app.import_path == "serving.app:build_app" and app.route_prefix == "/"
+    args = AppArgs(**app.args)  # every arg is one build_app knows
+    assert args.model_num_cpus < 1 and args.ingress_num_cpus < 1
+    deployments = {d.name: d for d in app.deployments}
+    assert set(deployments) == {"Ingress", "ModelServer"}
+    for d in deployments.values():
+        assert 0 < d.ray_actor_options.num_cpus < 1
+    assert deployments["ModelServer"].num_replicas == args.model_replicas
+
+
+def test_build_app_needs_a_registry(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("NHMM_REGISTRY", raising=False)
+    with pytest.raises(ValueError, match="registry"):
+        build_app({})
+    with pytest.raises(ValueError, match="extra"):
+        build_app({"registry": str(tmp_path), "bogus": 1})
+    monkeypatch.setenv("NHMM_REGISTRY", str(tmp_path))
+    assert build_app({}) is not None
+    assert ModelServer.name == "ModelServer"
+
+
+def test_invalid_config_is_refused() -> None:
+    raw = yaml.safe_load(CONFIG.read_text())
+    raw["applications"][0]["deployments"][0]["num_replicas"] = -1
+    with pytest.raises(ValueError, match="num_replicas"):
+        ServeDeploySchema.model_validate(raw)
