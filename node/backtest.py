@@ -103,14 +103,11 @@ def run_backtest(
     The model is ``registry.load(model_ref)`` run in process unless ``model`` is given.
     ``config.instrument_id`` and ``state_dir`` are filled from the catalog and ``out_dir``.
     """
-    from nautilus_trader.backtest.engine import BacktestEngine, BacktestEngineConfig
     from nautilus_trader.backtest.models import FillModel, LatencyModel
-    from nautilus_trader.config import DataEngineConfig, LoggingConfig
-    from nautilus_trader.model.data import OrderBookDelta, TradeTick
-    from nautilus_trader.model.enums import AccountType, BookType, OmsType
+    from nautilus_trader.config import LoggingConfig
     from nautilus_trader.model.identifiers import Venue
-    from nautilus_trader.model.objects import Money
 
+    from node.engine import binance_engine, symbol_day_data
     from node.strategy import PolicyHMMStrategy
 
     wall0 = time.perf_counter()
@@ -140,24 +137,13 @@ def run_backtest(
         state_dir=str(out),
         model_ref=model_ref,
     )
-    engine = BacktestEngine(
-        BacktestEngineConfig(
-            trader_id="BACKTEST-001",
-            logging=LoggingConfig(bypass_logging=not cfg.log_decisions, log_level="INFO"),
-            data_engine=DataEngineConfig(buffer_deltas=True),
-        )
-    )
-    balances = [Money(venue.starting_quote, instrument.quote_currency)]
-    base_ccy = getattr(instrument, "base_currency", None)
-    if market == "spot" and base_ccy is not None:
-        balances.append(Money(venue.starting_base, base_ccy))
-    engine.add_venue(
-        Venue(instrument.id.venue.value),
-        oms_type=OmsType.NETTING,
-        account_type=AccountType.CASH if market == "spot" else AccountType.MARGIN,
-        base_currency=None,
-        starting_balances=balances,
-        book_type=BookType.L2_MBP,
+    engine = binance_engine(
+        instrument,
+        market,
+        trader_id="BACKTEST-001",
+        starting_quote=venue.starting_quote,
+        starting_base=venue.starting_base,
+        logging=LoggingConfig(bypass_logging=not cfg.log_decisions, log_level="INFO"),
         fill_model=FillModel(
             prob_fill_on_limit=venue.prob_fill_on_limit,
             prob_slippage=venue.prob_slippage,
@@ -165,14 +151,9 @@ def run_backtest(
         ),
         latency_model=LatencyModel(base_latency_nanos=int(venue.latency_ms * 1e6)),
     )
-    engine.add_instrument(instrument)
     for sd in sds:
-        files = catalog.files(sd)
-        for kind, cls in (("order_book_deltas", OrderBookDelta), ("trade_tick", TradeTick)):
-            if kind in files:
-                items = catalog.nautilus.query(cls, files=[str(files[kind])])
-                if items:
-                    engine.add_data(items)
+        for items in symbol_day_data(catalog, sd):
+            engine.add_data(items)
     strategy = PolicyHMMStrategy(cfg, model=model)
     engine.add_strategy(strategy)
     load_s = time.perf_counter() - wall0

@@ -17,13 +17,11 @@ from nautilus_trader.common.actor import Actor
 from nautilus_trader.config import ActorConfig
 from nautilus_trader.model.data import (
     FundingRateUpdate,
-    OrderBookDelta,
     OrderBookDeltas,
     TradeTick,
 )
-from nautilus_trader.model.enums import AccountType, BookType, OmsType
-from nautilus_trader.model.identifiers import InstrumentId, Venue
-from nautilus_trader.model.objects import Money
+from nautilus_trader.model.enums import BookType
+from nautilus_trader.model.identifiers import InstrumentId
 
 from training.features import FeatureEngine, FeatureSample, FeatureSchema, schema_for
 
@@ -137,39 +135,20 @@ def backtest_features(
     ``ts_init`` they come first, as in the offline extractor). Returns the samples and timings
     (``load_s``, ``run_s``, ``events``).
     """
-    from nautilus_trader.backtest.engine import BacktestEngine, BacktestEngineConfig
-    from nautilus_trader.config import DataEngineConfig, LoggingConfig
+    from node.engine import binance_engine, symbol_day_data
 
     t0 = time.perf_counter()
     instrument = catalog.instrument(symbol_day.instrument_id)
-    files: dict[str, str] = catalog.partition(symbol_day)["files"]  # type: ignore[assignment]
-    data = []
-    for kind, cls in (("order_book_deltas", OrderBookDelta), ("trade_tick", TradeTick)):
-        if kind in files:
-            data.append(catalog.nautilus.query(cls, files=[str(catalog.root / files[kind])]))
-    engine = BacktestEngine(
-        BacktestEngineConfig(
-            trader_id="FEATURES-001",
-            logging=LoggingConfig(bypass_logging=True),
-            data_engine=DataEngineConfig(buffer_deltas=True),
-        )
+    data = symbol_day_data(catalog, symbol_day)
+    engine = binance_engine(
+        instrument,
+        schema.market,
+        trader_id="FEATURES-001",
+        starting_quote=10_000_000,
+        starting_base=1_000,
     )
-    balances = [Money(10_000_000, instrument.quote_currency)]
-    base = getattr(instrument, "base_currency", None)
-    if schema.market == "spot" and base is not None:
-        balances.append(Money(1_000, base))
-    engine.add_venue(
-        Venue(instrument.id.venue.value),
-        oms_type=OmsType.NETTING,
-        account_type=AccountType.CASH if schema.market == "spot" else AccountType.MARGIN,
-        base_currency=None,
-        starting_balances=balances,
-        book_type=BookType.L2_MBP,
-    )
-    engine.add_instrument(instrument)
     for items in data:
-        if items:
-            engine.add_data(items)
+        engine.add_data(items)
     actor = FeatureActor(
         FeatureActorConfig(
             instrument_id=symbol_day.instrument_id, market=schema.market, schema=schema.to_dict()

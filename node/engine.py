@@ -1,0 +1,73 @@
+"""The Binance backtest engine and the catalog data it replays, built one way for every runner.
+
+An L2_MBP Binance venue (cash account for spot, margin for perpetuals) with
+``DataEngineConfig(buffer_deltas=True)``, so handlers get one whole exchange message per call.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from nautilus_trader.backtest.engine import BacktestEngine, BacktestEngineConfig
+from nautilus_trader.config import DataEngineConfig, LoggingConfig
+from nautilus_trader.model.data import OrderBookDelta, TradeTick
+from nautilus_trader.model.enums import AccountType, BookType, OmsType
+from nautilus_trader.model.identifiers import Venue
+from nautilus_trader.model.objects import Money
+
+if TYPE_CHECKING:
+    from nautilus_trader.model.instruments import Instrument
+
+    from training.data.catalog import MarketCatalog, SymbolDay
+
+__all__ = ["binance_engine", "symbol_day_data"]
+
+
+def binance_engine(
+    instrument: Instrument,
+    market: str,
+    *,
+    trader_id: str,
+    starting_quote: float,
+    starting_base: float,
+    logging: LoggingConfig | None = None,
+    **venue_kwargs: Any,
+) -> BacktestEngine:
+    """A ``BacktestEngine`` holding ``instrument`` on its L2_MBP Binance venue; spot accounts also
+    start with ``starting_base`` of the base asset. ``venue_kwargs`` go to ``add_venue``
+    (``fill_model``, ``latency_model``, ...)."""
+    engine = BacktestEngine(
+        BacktestEngineConfig(
+            trader_id=trader_id,
+            logging=logging or LoggingConfig(bypass_logging=True),
+            data_engine=DataEngineConfig(buffer_deltas=True),
+        )
+    )
+    balances = [Money(starting_quote, instrument.quote_currency)]
+    base = getattr(instrument, "base_currency", None)
+    if market == "spot" and base is not None:
+        balances.append(Money(starting_base, base))
+    engine.add_venue(
+        Venue(instrument.id.venue.value),
+        oms_type=OmsType.NETTING,
+        account_type=AccountType.CASH if market == "spot" else AccountType.MARGIN,
+        base_currency=None,
+        starting_balances=balances,
+        book_type=BookType.L2_MBP,
+        **venue_kwargs,
+    )
+    engine.add_instrument(instrument)
+    return engine
+
+
+def symbol_day_data(catalog: MarketCatalog, symbol_day: SymbolDay) -> list[list[Any]]:
+    """The day's deltas and trades as Nautilus objects, read from exactly that partition's files
+    (a time-range query could miss the day-start snapshot: files are named by ``ts_init``)."""
+    files = catalog.files(symbol_day)
+    data = []
+    for kind, cls in (("order_book_deltas", OrderBookDelta), ("trade_tick", TradeTick)):
+        if kind in files:
+            items = catalog.nautilus.query(cls, files=[str(files[kind])])
+            if items:
+                data.append(items)
+    return data
