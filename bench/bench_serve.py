@@ -36,7 +36,7 @@ from tqdm import tqdm  # noqa: E402
 
 from serving.app import _typed, build_app  # noqa: E402
 from serving.model import InferenceModel  # noqa: E402
-from tests.serving.conftest import make_bundle  # noqa: E402
+from serving.testing import make_bundle  # noqa: E402
 from training.registry import Registry  # noqa: E402
 
 echo_api = FastAPI()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -13,38 +12,20 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-import ray
 from ray import serve
 
-from serving.app import build_app
 from serving.model import InferenceModel
+from serving.testing import local_serve
 from training.registry import Registry
 
 APP = "nhmm"
 V1 = "FEATURES_V1"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(registry_root: Path) -> Iterator[str]:
-    port = free_port()
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        serve.start(http_options={"host": "127.0.0.1", "port": port})
-        serve.run(
-            build_app({"registry": str(registry_root), "max_batch": 16, "alias_ttl_s": 0.0}),
-            name=APP,
-            route_prefix="/",
-        )
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        serve.shutdown()
-        ray.shutdown()
+    with local_serve(registry_root, {"max_batch": 16, "alias_ttl_s": 0.0}) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

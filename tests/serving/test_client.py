@@ -8,33 +8,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import ray
-from ray import serve
 
-from serving.app import build_app
 from serving.client import ClientResult, HttpModelClient, InProcessModelClient, ModelClient
+from serving.testing import local_serve
 from training.registry import Registry
 
 V1 = "FEATURES_V1"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(registry_root: Path) -> Iterator[str]:
-    port = free_port()
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        serve.start(http_options={"host": "127.0.0.1", "port": port})
-        serve.run(build_app({"registry": str(registry_root)}), name="nhmm", route_prefix="/")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        serve.shutdown()
-        ray.shutdown()
+    with local_serve(registry_root, {}) as url:
+        yield url
 
 
 def run_chain(client: ModelClient, X, use_async: bool = False) -> list[ClientResult]:
