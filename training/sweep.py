@@ -18,6 +18,7 @@ import hashlib
 import json
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -38,10 +39,16 @@ from training.train import FeatureSet, TrainConfig, build_bundle, evaluate_model
 __all__ = [
     "SearchSpace",
     "SweepConfig",
+    "SweepPlan",
     "SweepResult",
+    "best_row",
+    "plan_sweep",
+    "run_sequential",
     "run_sweep",
     "sample_trials",
     "sweep",
+    "trial_reports",
+    "trial_row",
     "walk_forward_folds",
 ]
 
@@ -194,19 +201,14 @@ def _subset(
     return FeatureSet.from_tables({sd: tables[sd] for sd in by_symbol}, schema)
 
 
-def _trial(
+def trial_reports(
     config: dict[str, Any],
-    folds: list[tuple[FeatureSet, FeatureSet]] | None = None,
-    schema: FeatureSchema | None = None,
-    settings: dict[str, Any] | None = None,
-) -> None:
-    """Tune function trainable: one ``tune.report`` per walk-forward fold."""
-    import ray
-    from ray import tune
-
-    assert folds is not None and schema is not None and settings is not None
-    config = config.get("trial", config)  # the grid wraps each drawn config
-    node_id = ray.get_runtime_context().get_node_id()
+    folds: list[tuple[FeatureSet, FeatureSet]],
+    schema: FeatureSchema,
+    settings: dict[str, Any],
+) -> Iterator[dict[str, Any]]:
+    """One trial's work: fit and validate fold after fold, yielding the running report after
+    each; a rejected fold yields a final report with ``rejected=True`` and stops."""
     tc = train_config(config, settings["fee_bps"], settings["hmm_n_iter"])
     pnl: list[float] = []
     flat: dict[str, float] = {}
@@ -227,31 +229,42 @@ def _trial(
                     f"{metrics['state_occupancy_min']:.4f} < {settings['min_occupancy']})"
                 )
         if reason:
-            tune.report(
-                {
-                    "objective": REJECTED_SCORE,
-                    "rejected": True,
-                    "reason": reason,
-                    "folds_done": i,
-                    "node_id": node_id,
-                    **flat,
-                }
-            )
+            yield {
+                "objective": REJECTED_SCORE,
+                "rejected": True,
+                "reason": reason,
+                "folds_done": i,
+                **flat,
+            }
             return
         pnl.append(metrics["net_pnl_bp"])
         flat.update({f"f{i}_{k}": float(metrics[k]) for k in REPORTED})
         flat[f"f{i}_fit_s"] = time.perf_counter() - t0
-        tune.report(
-            {
-                "objective": float(np.mean(pnl)),
-                "rejected": False,
-                "reason": "",
-                "folds_done": i + 1,
-                "node_id": node_id,
-                **{k: float(np.mean([flat[f"f{j}_{k}"] for j in range(i + 1)])) for k in REPORTED},
-                **flat,
-            }
-        )
+        yield {
+            "objective": float(np.mean(pnl)),
+            "rejected": False,
+            "reason": "",
+            "folds_done": i + 1,
+            **{k: float(np.mean([flat[f"f{j}_{k}"] for j in range(i + 1)])) for k in REPORTED},
+            **flat,
+        }
+
+
+def _trial(
+    config: dict[str, Any],
+    folds: list[tuple[FeatureSet, FeatureSet]] | None = None,
+    schema: FeatureSchema | None = None,
+    settings: dict[str, Any] | None = None,
+) -> None:
+    """Tune function trainable: one ``tune.report`` per walk-forward fold."""
+    import ray
+    from ray import tune
+
+    assert folds is not None and schema is not None and settings is not None
+    config = config.get("trial", config)  # the grid wraps each drawn config
+    node_id = ray.get_runtime_context().get_node_id()
+    for report in trial_reports(config, folds, schema, settings):
+        tune.report({**report, "node_id": node_id})
 
 
 def _sweep_id(keys: list[str], cfg: SweepConfig) -> str:
@@ -291,6 +304,31 @@ def _select(catalog: MarketCatalog, cfg: SweepConfig) -> list[SymbolDay]:
     return sorted(set(chosen), key=lambda sd: (sd.day, sd.instrument_id))
 
 
+def trial_row(
+    trial: dict[str, Any], report: dict[str, Any] | None, error: str = ""
+) -> dict[str, Any]:
+    """The results-table row of ``trial`` from its last report (``None``: never reported)."""
+    m = report or {}
+    row = {**trial}
+    row.update(
+        objective=float(m.get("objective", REJECTED_SCORE)),
+        rejected=bool(m.get("rejected", True)) or bool(error),
+        reason=str(m.get("reason", "")) or error[:500],
+        folds_done=int(m.get("folds_done", 0)),
+        node_id=str(m.get("node_id", "")),
+    )
+    row.update(
+        {k: float(v) for k, v in m.items() if k in REPORTED or (k[:1] == "f" and k[1:2].isdigit())}
+    )
+    return row
+
+
+def _table_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    rows = sorted(rows, key=lambda row: row["trial"])
+    keys = list(dict.fromkeys(k for row in rows for k in row))
+    return [{k: row.get(k) for k in keys} for row in rows]
+
+
 def _rows(results: Any, trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
     by_name = {t["trial"]: t for t in trials}
     rows = []
@@ -298,30 +336,13 @@ def _rows(results: Any, trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if r.config is None:
             continue
         cfg = r.config.get("trial", r.config)
-        m = dict(r.metrics or {})
-        err = str(r.error) if r.error else ""
-        row = {**by_name[cfg["trial"]]}
-        row.update(
-            objective=float(m.get("objective", REJECTED_SCORE)),
-            rejected=bool(m.get("rejected", True)) or bool(err),
-            reason=str(m.get("reason", "")) or err[:500],
-            folds_done=int(m.get("folds_done", 0)),
-            node_id=str(m.get("node_id", "")),
-        )
-        row.update(
-            {
-                k: float(v)
-                for k, v in m.items()
-                if k in REPORTED or (k[:1] == "f" and k[1:2].isdigit())
-            }
-        )
-        rows.append(row)
-    rows.sort(key=lambda row: row["trial"])
-    keys = list(dict.fromkeys(k for row in rows for k in row))
-    return [{k: row.get(k) for k in keys} for row in rows]
+        rows.append(trial_row(by_name[cfg["trial"]], r.metrics, str(r.error) if r.error else ""))
+    return _table_rows(rows)
 
 
-def _best(rows: list[dict[str, Any]], n_folds: int) -> dict[str, Any]:
+def best_row(rows: list[dict[str, Any]], n_folds: int) -> dict[str, Any]:
+    """The winning row: highest objective among trials that completed every fold unrejected
+    (ties broken by trial id, so the choice is deterministic)."""
     ok = [r for r in rows if not r["rejected"] and r["folds_done"] == n_folds]
     if not ok:
         raise RuntimeError(
@@ -329,6 +350,72 @@ def _best(rows: list[dict[str, Any]], n_folds: int) -> dict[str, Any]:
             + "; ".join(f"{r['trial']}: {r['reason'] or 'stopped early'}" for r in rows[:10])
         )
     return max(ok, key=lambda r: (r["objective"], [-ord(c) for c in r["trial"]]))
+
+
+@dataclass(frozen=True)
+class SweepPlan:
+    """Everything a sweep's trials need, prepared once: folds in memory, trials drawn."""
+
+    catalog: MarketCatalog
+    symbol_days: list[SymbolDay]
+    sweep_id: str
+    schema: FeatureSchema
+    tables: dict[SymbolDay, pa.Table]
+    folds: list[tuple[FeatureSet, FeatureSet]]
+    trials: list[dict[str, Any]]
+    settings: dict[str, Any]
+    cache_hits: int
+    cache_misses: int
+
+
+def plan_sweep(
+    catalog_root: str | Path,
+    config: SweepConfig,
+    *,
+    cache_dir: str | Path | None = None,
+    address: str | None = None,
+    num_cpus: int | None = None,
+    verbose: int = 1,
+) -> SweepPlan:
+    """Select symbol-days, extract their features (Ray tasks, cached), build the walk-forward
+    folds and draw the trials."""
+    from cluster import ClusterConfig, connect
+
+    catalog = MarketCatalog(catalog_root)
+    sds = _select(catalog, config)
+    fold_sds = walk_forward_folds(sds)
+    connect(ClusterConfig(num_cpus=num_cpus), address=address)
+    cache = cached_features(catalog, sds, cache_dir=cache_dir, progress=verbose > 0)
+    schema, tables = load_tables(cache.paths)
+    fee_bps = config.fee_bps
+    if fee_bps is None:
+        fee_bps = float(catalog.instrument(sds[0].instrument_id).maker_fee) * 1e4
+    return SweepPlan(
+        catalog=catalog,
+        symbol_days=sds,
+        sweep_id=_sweep_id([p.name for p in cache.paths.values()], config),
+        schema=schema,
+        tables=tables,
+        folds=[(_subset(tables, tr, schema), _subset(tables, va, schema)) for tr, va in fold_sds],
+        trials=sample_trials(config.num_samples, config.seed, config.space),
+        settings={
+            "fee_bps": fee_bps,
+            "hmm_n_iter": config.hmm_n_iter,
+            "min_occupancy": config.min_occupancy,
+        },
+        cache_hits=cache.hits,
+        cache_misses=cache.misses,
+    )
+
+
+def run_sequential(plan: SweepPlan) -> list[dict[str, Any]]:
+    """The plan's trials one after another in this process, without Tune (no early stopping):
+    the baseline a parallel sweep is measured against. Returns the results-table rows."""
+    rows = []
+    for trial in plan.trials:
+        reports = list(trial_reports(trial, plan.folds, plan.schema, plan.settings))
+        rows.append(trial_row(trial, reports[-1] if reports else None))
+    return _table_rows(rows)
 
 
 def run_sweep(
@@ -342,33 +429,29 @@ def run_sweep(
     num_cpus: int | None = None,
     register: bool = True,
     verbose: int = 1,
+    plan: SweepPlan | None = None,
 ) -> SweepResult:
-    """Extract (cached), run the Tune walk-forward sweep, write results, refit and register."""
+    """Extract (cached), run the Tune walk-forward sweep, write results, refit and register.
+
+    ``plan`` (from :func:`plan_sweep` with the same arguments) skips the preparation."""
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
-    from cluster import ClusterConfig, connect
-
-    catalog = MarketCatalog(catalog_root)
-    sds = _select(catalog, config)
-    fold_sds = walk_forward_folds(sds)
-    connect(ClusterConfig(num_cpus=num_cpus), address=address)
-    cache = cached_features(catalog, sds, cache_dir=cache_dir, progress=verbose > 0)
-    schema, tables = load_tables(cache.paths)
-    fee_bps = config.fee_bps
-    if fee_bps is None:
-        fee_bps = float(catalog.instrument(sds[0].instrument_id).maker_fee) * 1e4
-    sweep_id = _sweep_id([p.name for p in cache.paths.values()], config)
+    if plan is None:
+        plan = plan_sweep(
+            catalog_root,
+            config,
+            cache_dir=cache_dir,
+            address=address,
+            num_cpus=num_cpus,
+            verbose=verbose,
+        )
+    sds, schema, tables, folds = plan.symbol_days, plan.schema, plan.tables, plan.folds
+    trials, settings, sweep_id = plan.trials, plan.settings, plan.sweep_id
+    fee_bps = settings["fee_bps"]
     run_dir = Path(out_dir).resolve() / sweep_id
     run_dir.mkdir(parents=True, exist_ok=True)
 
-    folds = [(_subset(tables, tr, schema), _subset(tables, va, schema)) for tr, va in fold_sds]
-    trials = sample_trials(config.num_samples, config.seed, config.space)
-    settings = {
-        "fee_bps": fee_bps,
-        "hmm_n_iter": config.hmm_n_iter,
-        "min_occupancy": config.min_occupancy,
-    }
     trainable = tune.with_resources(
         tune.with_parameters(_trial, folds=folds, schema=schema, settings=settings), {"cpu": 1}
     )
@@ -398,7 +481,7 @@ def run_sweep(
     rows = _rows(results, trials)
     table = pa.Table.from_pylist(rows)
     pq.write_table(table, run_dir / "trials.parquet")
-    best = _best(rows, len(folds))
+    best = best_row(rows, len(folds))
     best_config = {k: best[k] for k in trials[0]}
 
     version = bundle_id = None
@@ -444,8 +527,8 @@ def run_sweep(
         "n_trials": len(rows),
         "n_folds": len(folds),
         "symbol_days": [f"{sd.instrument_id}/{sd.day}" for sd in sds],
-        "cache_hits": cache.hits,
-        "cache_misses": cache.misses,
+        "cache_hits": plan.cache_hits,
+        "cache_misses": plan.cache_misses,
     }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
     return SweepResult(

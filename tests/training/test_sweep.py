@@ -18,7 +18,9 @@ from training.sweep import (
     REJECTED_SCORE,
     SearchSpace,
     SweepConfig,
-    _best,
+    best_row,
+    plan_sweep,
+    run_sequential,
     run_sweep,
     sample_trials,
     sweep,
@@ -84,9 +86,9 @@ def test_best_skips_rejected_and_early_stopped_trials() -> None:
         {"trial": "t002", "objective": 1.0, "rejected": False, "folds_done": 2, "reason": ""},
         {"trial": "t003", "objective": 1.0, "rejected": False, "folds_done": 2, "reason": ""},
     ]
-    assert _best(rows, 2)["trial"] == "t002"  # ties go to the lower trial id
+    assert best_row(rows, 2)["trial"] == "t002"  # ties go to the lower trial id
     with pytest.raises(RuntimeError, match="t001: degenerate"):
-        _best(rows[:2], 2)
+        best_row(rows[:2], 2)
 
 
 def test_sweep_registers_candidate_and_is_deterministic(
@@ -110,6 +112,14 @@ def test_sweep_registers_candidate_and_is_deterministic(
         assert r["objective"] == pytest.approx((r["f0_net_pnl_bp"] + r["f1_net_pnl_bp"]) / 2)
     assert any(r["trades"] > 0 for r in done)
     assert first.best_objective == max(r["objective"] for r in done)
+
+    # the same trials in a plain loop in this process score exactly as they did under Tune
+    plan = plan_sweep(synth_catalog, cfg, cache_dir=tmp_path / "cache", verbose=0)
+    assert plan.sweep_id == first.sweep_id
+    by_trial = {r["trial"]: r for r in rows}
+    for r in run_sequential(dataclasses.replace(plan, trials=plan.trials[:3])):
+        tuned = by_trial[r["trial"]]
+        assert (r["objective"], r["rejected"]) == (tuned["objective"], tuned["rejected"])
 
     summary = json.loads((first.run_dir / "summary.json").read_text())
     assert summary["best_trial"] == first.best_trial and summary["version"] == first.version
