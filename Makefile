@@ -7,7 +7,9 @@ DEMO   ?= demo_run
 export RAY_AUTH_MODE ?= disabled
 export OPENBLAS_NUM_THREADS ?= 1
 
-.PHONY: setup lock test demo bench lint clean
+SYSTEM_TOOLS := chromium prometheus
+
+.PHONY: setup system lock test demo bench lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,18 +19,26 @@ setup: $(BIN)/python  ## venv on Python 3.12 with everything installed, at the l
 	$(BIN)/python -m uv pip install --python $(BIN)/python --quiet -r requirements.lock
 	$(BIN)/python -m uv pip install --python $(BIN)/python --quiet --no-deps -e .
 
+system:  ## Debian tools the tests drive: headless Chromium (report), Prometheus (metrics)
+	@missing=""; for t in $(SYSTEM_TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+			$$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
 lock:  ## re-resolve requirements.lock from pyproject.toml (then update ray_cluster.yaml pins)
 	$(BIN)/python -m uv pip compile pyproject.toml --extra dev --python-version 3.12 \
 		--python-platform x86_64-manylinux_2_28 --quiet -o requirements.lock
 
-test: setup  ## the whole suite: unit, integration (real Ray, real Nautilus), end-to-end
+test: setup system  ## the whole suite: unit, integration (real Ray, real Nautilus), end-to-end
 	$(BIN)/python -m pytest -q
 
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-demo: setup  ## synthetic market → features → model → backtest, into $(DEMO)/
+demo: setup  ## synthetic market → features → model → backtest → acceptance → report, into $(DEMO)/
 	$(BIN)/python -m ops.demo --out $(DEMO)
 
 bench: setup  ## every benchmark; each writes bench/results/<name>.json and prints a table

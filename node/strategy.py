@@ -1,20 +1,20 @@
 """``PolicyHMMStrategy``: FEATURES_V1 online -> forward-filtered regime -> policy -> guardrails.
 
-Each ready feature sample goes to the model with the previous filtered log posterior (kept here,
-reset at every feature session), the decision passes the guardrails, and an allowed buy/sell
-becomes a post-only limit order near the microprice (or only a logged decision when
-``trading_enabled`` is off). Every sample lands in the state timeline, every block is counted
+Each ready feature sample goes to the model client (in process or Serve, the strategy does not
+know which) with the previous filtered log posterior (kept here, reset at every feature
+session); a ``timeout`` or ``error`` answer is the LATENCY guardrail's case. The decision passes
+the guardrails, and an allowed buy/sell becomes a post-only limit order near the microprice (or
+only a logged decision when ``trading_enabled`` is off). Every sample lands in the state timeline, every block is counted
 by reason with its feature vector, every entry keeps its feature vector.
 """
 
 from __future__ import annotations
 
-import time
+import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from nautilus_trader.model.data import OrderBookDeltas, TradeTick
 from nautilus_trader.model.enums import BookType, OrderSide, TimeInForce
 from nautilus_trader.model.identifiers import InstrumentId
@@ -24,7 +24,11 @@ from node.config import PolicyHMMStrategyConfig
 from node.execution import plan_order
 from node.feature_actor import NautilusFeatureFeed
 from node.guardrails import GuardInput, GuardLimits, Guardrails, Verdict
-from node.inference import InferenceClient, InProcessModel
+from serving.client import InProcessModelClient, ModelClient
+
+if TYPE_CHECKING:
+    from node.ensemble_policy import ShadowPolicy
+    from training.features import FeatureSchema
 
 __all__ = ["PolicyHMMStrategy"]
 
@@ -41,39 +45,61 @@ def _limits(config: PolicyHMMStrategyConfig) -> GuardLimits:
     )
 
 
+_DAY_NS = 86_400 * 1_000_000_000
+
+
+def _day_str(ts_ns: int) -> str:
+    """UTC calendar day of an exchange timestamp.
+
+    >>> _day_str(1_704_067_200_000_000_000)
+    '2024-01-01'
+    """
+    return datetime.datetime.fromtimestamp(ts_ns // 10**9, datetime.UTC).date().isoformat()
+
+
 class PolicyHMMStrategy(Strategy):
-    """The regime strategy; ``model`` defaults to the registry's ``config.model_ref`` in process."""
+    """The regime strategy. ``model`` is any :class:`serving.client.ModelClient` (default: the
+    registry's ``config.model_ref`` in process); ``schema`` is the feature schema the model
+    expects (default ``model.schema``, which the in-process client has; give it for HTTP).
+    ``shadow`` candidate versions are asked on every sample and never traded.
+    """
 
     def __init__(
-        self, config: PolicyHMMStrategyConfig, model: InferenceClient | None = None
+        self,
+        config: PolicyHMMStrategyConfig,
+        model: ModelClient | None = None,
+        schema: FeatureSchema | None = None,
+        shadow: ShadowPolicy | None = None,
     ) -> None:
         super().__init__(config)
         self.cfg = config
         self.instrument_id = InstrumentId.from_str(config.instrument_id)
         if model is None:
-            from training.registry import Registry
-
             if config.registry_root is None:
                 raise ValueError("registry_root: required when no model is given")
-            registry = Registry(config.registry_root)
-            model = InProcessModel(
-                registry.load(config.model_ref), registry.resolve(config.model_ref)
-            )
+            model = InProcessModelClient(config.model_ref, config.registry_root)
         self.model = model
-        schema = getattr(model, "schema", None)
+        schema = schema if schema is not None else getattr(model, "schema", None)
         if schema is None:
-            raise ValueError("model: needs a feature schema (.schema) to build the feature feed")
+            raise ValueError("schema: required for a model client without one (HTTP)")
+        self.schema = schema
+        self.shadow = shadow
         self.feed = NautilusFeatureFeed(schema, self._on_sample)
         kill_path = config.kill_switch_path or str(Path(config.state_dir) / "kill_switch.json")
         self.guards = Guardrails(_limits(config), kill_path)
-        self.log_posterior: np.ndarray | None = None
+        self.log_posterior: list[float] | None = None
         self._session: int | None = None
+        self._day_index = -1
+        self._day = ""
         self.timeline: list[dict[str, Any]] = []
         self.blocks: list[dict[str, Any]] = []
         self.entries: list[dict[str, Any]] = []
         self.decisions = 0
         self.orders_submitted = 0
+        self.model_versions: set[str] = set()
+        self.status_counts: dict[str, int] = {"ok": 0, "timeout": 0, "error": 0}
         self.instrument = None
+        self.base0: float | None = None  # spot base balance at the first sample
 
     # -- lifecycle
 
@@ -101,7 +127,12 @@ class PolicyHMMStrategy(Strategy):
         return float(self.portfolio.net_position(self.instrument_id) or Decimal(0))
 
     def equity(self, mid: float) -> float:
-        """Quote balance + base balance and open positions marked at ``mid``."""
+        """The strategy's equity at ``mid``: quote balance, plus (spot) the base balance bought
+        or sold since the first sample, or (perp) the open positions' unrealised PnL.
+
+        A spot account's starting base inventory is left out: its price drift is not the
+        strategy's doing, and DD (which watches this number) must not stop on it.
+        """
         account = self.portfolio.account(self.instrument_id.venue)
         if account is None:
             return 0.0
@@ -110,8 +141,11 @@ class PolicyHMMStrategy(Strategy):
         value = quote.as_double() if quote is not None else 0.0
         base_ccy = getattr(inst, "base_currency", None)
         if self.cfg.market == "spot" and base_ccy is not None:
-            base = account.balance_total(base_ccy)
-            value += (base.as_double() if base is not None else 0.0) * mid
+            money = account.balance_total(base_ccy)
+            base = money.as_double() if money is not None else 0.0
+            if self.base0 is None:
+                self.base0 = base
+            value += (base - self.base0) * mid
         else:
             for pos in self.cache.positions_open(instrument_id=self.instrument_id):
                 value += pos.signed_qty * (mid - pos.avg_px_open)
@@ -119,37 +153,46 @@ class PolicyHMMStrategy(Strategy):
 
     # -- one sample
 
+    def _day_of(self, ts_ns: int) -> str:
+        index = ts_ns // _DAY_NS
+        if index != self._day_index:
+            self._day_index, self._day = index, _day_str(ts_ns)
+        return self._day
+
     def _on_sample(self, s: Any) -> None:
         if s.session != self._session:
             self._session = s.session
             self.log_posterior = None
+            if self.shadow is not None:
+                self.shadow.reset()
         if not (s.ready and s.book_ok):
             return
         z = s.z
-        t0 = time.perf_counter()
-        try:
-            result = self.model.infer(z, self.log_posterior)
-        except Exception as exc:  # any failure is the LATENCY guardrail's case
-            self.log.warning(f"inference failed: {exc!r}")
-            result = None
-        latency_ms = (time.perf_counter() - t0) * 1e3 if result is not None else None
+        cr = self.model.infer(z, self.log_posterior, self.schema.version)
+        self.status_counts[cr.status] += 1
+        result = cr.result  # a late answer (status timeout) still carries the posterior
+        if result is not None:
+            self.log_posterior = result.log_posterior
+            self.model_versions.add(result.model_version)
+        elif cr.error and self.cfg.log_decisions:
+            self.log.warning(f"inference {cr.status}: {cr.error}")
+        latency_ms = cr.latency_ms if cr.ok else None  # None: the LATENCY guardrail's case
         equity = self.equity(s.mid)
         self.guards.observe(equity)
         position = self.position()
-        if result is not None:
-            self.log_posterior = np.asarray(result["log_posterior"], dtype=np.float64)
-            action = str(result["action"])
-        else:
-            action = "flat"
-        verdict = Verdict(False, "FLAT") if action == "flat" else None
+        action = result.action if result is not None else "flat"
+        adapting = bool(result.adapting) if result is not None else False
         qty = 0.0
         plan = None
-        if result is None:
-            verdict = self.guards.check(
-                GuardInput(s.ts_ns, "buy", 0.0, position, 0.0, s.spread_bp,
-                           s.realised_vol_bp, None, False, equity)
-            )  # fmt: skip
-        elif action != "flat":
+        if action == "flat":
+            verdict = Verdict(False, "FLAT")
+            if not cr.ok:
+                verdict = self.guards.check(
+                    GuardInput(s.ts_ns, "buy", 0.0, position, 0.0, s.spread_bp,
+                               s.realised_vol_bp, None, adapting, equity)
+                )  # fmt: skip
+        else:
+            assert result is not None
             self.decisions += 1
             inst = self.instrument
             plan = plan_order(
@@ -172,11 +215,11 @@ class PolicyHMMStrategy(Strategy):
                     action,
                     qty,
                     position,
-                    float(result["confidence"]),
+                    float(result.confidence),
                     s.spread_bp,
                     s.realised_vol_bp,
                     latency_ms,
-                    bool(result.get("adapting", False)),
+                    adapting,
                     equity,
                 ),
                 count=False,
@@ -184,7 +227,6 @@ class PolicyHMMStrategy(Strategy):
             if verdict.allowed and plan.skip is not None:
                 verdict = Verdict(False, plan.skip)
             self.guards.count(verdict.reason)
-        assert verdict is not None
         if not verdict.allowed and verdict.reason != "FLAT":
             self.blocks.append(
                 {"ts": s.ts_ns, "reason": verdict.reason, "side": action, "features": z.tolist()}
@@ -193,21 +235,30 @@ class PolicyHMMStrategy(Strategy):
                 self.log.info(f"BLOCK {verdict.reason} {action} {verdict.detail} x={z.round(3)}")
         elif verdict.allowed and plan is not None:
             self._enter(s, plan)
+        day = self._day_of(s.ts_ns)
         self.timeline.append(
             {
                 "ts": s.ts_ns,
-                "state": -1 if result is None else int(result["state"]),
-                "posterior": [] if result is None else np.asarray(result["posterior"]).tolist(),
-                "confidence": -1.0 if result is None else float(result["confidence"]),
+                "day": day,
+                "state": -1 if result is None else result.state,
+                "posterior": [] if result is None else result.posterior,
+                "confidence": -1.0 if result is None else result.confidence,
                 "action": action,
-                "score": 0.0 if result is None else float(result["score"]),
+                "score": 0.0 if result is None else result.score,
                 "verdict": "OK" if verdict.allowed else verdict.reason,
-                "latency_ms": -1.0 if latency_ms is None else latency_ms,
+                "status": cr.status,
+                "latency_ms": cr.latency_ms,
+                "loglik": None if result is None else result.loglik,
+                "drift": None if result is None else result.drift,
+                "adapting": adapting,
+                "features": z.tolist(),
                 "equity": equity,
                 "position": position,
                 "mid": s.mid,
             }
         )
+        if self.shadow is not None:
+            self.shadow.observe(s.ts_ns, day, z, s.mid, action)
 
     def _enter(self, s: Any, plan: Any) -> None:
         inst = self.instrument

@@ -22,6 +22,7 @@ import numpy as np
 
 from serving.model import InferenceError, InferenceModel, InferenceResult
 from training.bundle import ModelBundle
+from training.features import FeatureSchema
 from training.registry import Registry
 
 Status = Literal["ok", "timeout", "error"]
@@ -177,6 +178,16 @@ class InProcessModelClient:
             version = reg.resolve(source)
             self.model = InferenceModel(reg.load(version), version=version)
         self.budget_ms = budget_ms
+
+    @property
+    def version(self) -> str:
+        """The registry version id (or ``local-<bundle id>``) every result carries."""
+        return self.model.version
+
+    @property
+    def schema(self) -> FeatureSchema:
+        """The bundle's feature schema (version + names) the features must follow."""
+        return self.model.schema
 
     def infer(
         self, features: Vector, prev_log_posterior: Vector | None, schema_version: str

@@ -71,6 +71,7 @@ def _not_yet(name: str, short_help: str) -> click.Command:
         "backtest": ("node.backtest:backtest_command", "Backtest the strategy in Nautilus."),
         "acceptance": ("ops.acceptance:acceptance_command", "Per symbol-day acceptance checks."),
         "report": ("ops.report:report_command", "Render RUN_DIR/report.html."),
+        "killswitch": ("ops.killswitch:killswitch", "Show, engage or reset the kill switch."),
     },
 )
 @click.version_option(package_name="nautilus-hmm")

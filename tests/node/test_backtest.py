@@ -4,52 +4,91 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import msgspec
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 from nautilus_trader.test_kit.providers import TestInstrumentProvider
 
-from node.backtest import VenueOptions, run_backtest, summarise
-from tests.node.test_strategy import LOOSE, make_synth_setup, train_and_register
+from node.backtest import (
+    MIN_SHARPE_RETURNS,
+    VenueOptions,
+    adaptation_report,
+    run_backtest,
+    summarise,
+)
+from serving.testing import local_serve, make_bundle
+from tests.node.test_ensemble_policy import backtest_cli
+from tests.node.test_strategy import LOOSE, SCHEMA, train_and_register
 from training.cli import main
 from training.data.binance_ws import cli as ws_cli
 from training.data.catalog import MarketCatalog
+from training.data.synth import SynthConfig, synth
 from training.features import schema_for
 from training.registry import Registry
 
 REPORTS = ("fills", "positions", "account", "timeline", "entries", "blocks")
-SUMMARY_KEYS = ("net_pnl", "sharpe", "max_drawdown", "trades", "turnover", "fees", "events",
-                "wall_s", "samples", "decisions", "guardrails")  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def synth_setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[MarketCatalog, Registry]:
-    return make_synth_setup(tmp_path_factory.mktemp("bt_synth"))
+SUMMARY_KEYS = ("net_pnl", "sharpe", "sharpe_basis", "n_returns", "max_drawdown", "trades",
+                "turnover", "fees", "events", "wall_s", "events_per_s", "samples", "decisions",
+                "guardrails", "days", "symbol", "model_version")  # fmt: skip
 
 
 def assert_run_dir(out: Path, summary: dict) -> None:
+    """The RUN_DIR contract ops/acceptance.py and ops/report.py read."""
     assert json.loads((out / "summary.json").read_text()) == json.loads(json.dumps(summary))
     for key in SUMMARY_KEYS:
         assert key in summary, key
-    for key in ("net_pnl", "sharpe", "max_drawdown", "turnover", "fees", "wall_s"):
+    for key in ("net_pnl", "max_drawdown", "turnover", "fees", "wall_s", "events_per_s"):
         assert np.isfinite(summary[key]), key
+    assert summary["sharpe"] is None or np.isfinite(summary["sharpe"])
+    if summary["n_returns"] < MIN_SHARPE_RETURNS:
+        assert summary["sharpe"] is None
+    assert "1-minute" in summary["sharpe_basis"]
     for name in REPORTS:
         assert (out / f"{name}.parquet").is_file(), name
     timeline = pq.read_table(out / "timeline.parquet")
     assert timeline.num_rows == summary["samples"] > 0
-    for col in ("confidence", "score", "equity", "pnl", "mid", "latency_ms"):
+    for col in ("confidence", "score", "equity", "pnl", "mid", "latency_ms", "loglik"):
         assert np.isfinite(timeline[col].to_numpy()).all(), col
     assert np.isfinite(np.concatenate(timeline["posterior"].to_pylist())).all()
+    features = np.array(timeline["features"].to_pylist())
+    assert features.shape == (timeline.num_rows, len(SCHEMA.names))
+    assert np.isfinite(features).all()
+    assert timeline["adapting"].type == pa.bool_() and timeline["drift"].type == pa.float64()
+    assert set(timeline["day"].to_pylist()) <= set(summary["days"])
+    assert timeline["day"].to_pylist()[-1] == summary["days"][-1]
     counts = json.loads((out / "guardrails.json").read_text())
     assert counts == summary["guardrails"]
     for reason in ("KILL", "LATENCY", "DRIFT", "CONF", "SPREAD", "DD", "POS", "COOLDOWN", "OK"):
         assert reason in counts, reason
     assert summary["events"] > 1000
+    assert summary["symbol"] == "BTCUSDT.BINANCE" and summary["model_version"]
+    config = json.loads((out / "config.json").read_text())
+    assert config["strategy"]["max_position"] > 0 and config["strategy"]["max_drawdown"] > 0
+    assert config["instrument"]["id"] == "BTCUSDT.BINANCE"
+    assert config["instrument"]["min_notional"] == 10.0
+    assert config["instrument"]["maker_fee"] == pytest.approx(0.001)
+    assert config["model"]["version"] == summary["model_version"]
+    assert config["venue"]["prob_slippage"] >= 0
+    adaptation = json.loads((out / "adaptation.json").read_text())
+    assert [d["day"] for d in adaptation["days"]] == summary["days"]
+    per_day = Counter(timeline["day"].to_pylist())
+    for d in adaptation["days"]:
+        assert d["drift"]["n_samples"] == per_day[d["day"]] > 0
+        assert d["drift"]["max_kl"] is not None and set(d["drift"]["kl"]) == set(SCHEMA.names)
+        fit = d["partial_fit"]
+        assert fit["error"] is None, fit
+        assert fit["n_samples"] == per_day[d["day"]]
+        assert isinstance(fit["accepted"], bool) and fit["reason"]
+        assert np.isfinite(fit["heldout_ll_before"])
+        # a refused child may have no held-out score (NaN is written as null, never as NaN)
+        assert fit["heldout_ll_after"] is None or np.isfinite(fit["heldout_ll_after"])
 
 
 def test_synthetic_day_trades_and_pnl_reconciles_with_fills(
@@ -81,38 +120,28 @@ def test_synthetic_day_trades_and_pnl_reconciles_with_fills(
     assert summary["max_drawdown"] >= 0.0 and summary["turnover"] > 0
 
 
-def test_cli_backtest_writes_run_dir(
+def test_cli_backtest_two_days_writes_run_dir(
     synth_setup: tuple[MarketCatalog, Registry], tmp_path: Path
 ) -> None:
+    """Two days through the CLI: per-day drift and partial_fit entries, days in the timeline."""
     catalog, registry = synth_setup
-    day = catalog.symbol_days("BTCUSDT")[-1].day
+    days = [sd.day.isoformat() for sd in catalog.symbol_days("BTCUSDT")[-2:]]
     out = tmp_path / "run"
-    result = CliRunner().invoke(
-        main,
-        [
-            "backtest",
-            "--catalog",
-            str(catalog.root),
-            "--symbol",
-            "BTCUSDT",
-            "--days",
-            day.isoformat(),
-            "--model",
-            "candidate",
-            "--registry",
-            str(registry.root),
-            "--out",
-            str(out),
-            "--min-conf",
-            "0.99",
-            "--no-trading",
-        ],
-    )
+    args = ["backtest", "--catalog", str(catalog.root), "--symbol", "BTCUSDT",
+            "--days", days[0], "--days", days[1], "--model", "candidate",
+            "--registry", str(registry.root), "--out", str(out), "--min-conf", "0.99",
+            "--no-trading"]  # fmt: skip
+    result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
-    assert "net_pnl" in result.output
+    assert "net_pnl" in result.output and "sharpe" in result.output
     summary = json.loads((out / "summary.json").read_text())
+    assert_run_dir(out, summary)
+    assert summary["days"] == days
+    assert sorted(set(pq.read_table(out / "timeline.parquet")["day"].to_pylist())) == days
     assert summary["trades"] == 0.0 and summary["orders_submitted"] == 0
     assert summary["guardrails"]["CONF"] > 0
+    # enough minutes for a Sharpe, but a flat book has no returns: null, not rounding noise
+    assert summary["n_returns"] >= MIN_SHARPE_RETURNS and summary["sharpe"] is None
 
 
 def test_bad_day_is_named(synth_setup: tuple[MarketCatalog, Registry], tmp_path: Path) -> None:
@@ -127,7 +156,8 @@ def test_bad_day_is_named(synth_setup: tuple[MarketCatalog, Registry], tmp_path:
 
 def test_summarise_never_gives_nan() -> None:
     s = summarise(np.array([]), pd.DataFrame(), 1.0)
-    assert all(np.isfinite(v) for v in s.values()) and s["net_pnl"] == 0.0
+    assert s["sharpe"] is None and s["n_returns"] == 0 and s["net_pnl"] == 0.0
+    assert all(np.isfinite(v) for k, v in s.items() if k not in ("sharpe", "sharpe_basis"))
     with pytest.raises(ValueError, match="pnl"):
         summarise(np.array([0.0, np.nan]), pd.DataFrame(), 1.0)
 
@@ -151,3 +181,76 @@ def test_real_spot_recording_end_to_end(ws_dir: Path, tmp_path: Path) -> None:
     assert summary["decisions"] > 0
     assert summary["orders_submitted"] == summary["entries"] > 0
     assert summary["trades"] > 0 and summary["fees"] > 0
+
+
+def test_serve_backed_backtest_decides_as_in_process(
+    synth_setup: tuple[MarketCatalog, Registry], tmp_path: Path
+) -> None:
+    """``nhmm backtest --serve URL``: a real local Serve answers every sample; the decisions,
+    posteriors, orders and fills equal the in-process run of the same version. The budget is
+    large so machine load never fires LATENCY; drift thresholds are out of reach so the Serve
+    never reports ``adapting`` (its drift monitor would block through DRIFT, in-process has none).
+    """
+    _, registry = synth_setup
+    synth(SynthConfig(days=1, seed=5, day_seconds=600), tmp_path / "catalog")  # few HTTP calls
+    catalog = MarketCatalog(tmp_path / "catalog")
+    local = backtest_cli(catalog, registry, tmp_path / "local")
+    args = {"kl_threshold": 1e9, "adwin_delta": 1e-300}
+    with local_serve(registry.root, args) as url:
+        served = backtest_cli(
+            catalog, registry, tmp_path / "serve", "--serve", url
+        )  # CLI_CONFIG's budget: 10 s
+    assert served["model_version"] == local["model_version"] == registry.resolve("candidate")
+    assert served["model_versions_answered"] == [local["model_version"]]
+    assert served["serve_url"] == url and served["inference_status"]["ok"] == served["samples"]
+    config = json.loads((tmp_path / "serve" / "config.json").read_text())
+    assert config["model"]["client"] == "HttpModelClient"
+    assert config["strategy"]["latency_budget_ms"] == 10000.0
+    a = pq.read_table(tmp_path / "local" / "timeline.parquet").to_pandas()
+    b = pq.read_table(tmp_path / "serve" / "timeline.parquet").to_pandas()
+    assert len(a) == len(b) == local["samples"] > 400
+    for col in ("ts", "day", "state", "action", "verdict", "confidence", "score", "loglik"):
+        np.testing.assert_array_equal(a[col].to_numpy(), b[col].to_numpy(), err_msg=col)
+    np.testing.assert_array_equal(np.stack(a["posterior"]), np.stack(b["posterior"]))
+    assert not b["adapting"].any() and not a["adapting"].any()
+    assert (b["latency_ms"] > a["latency_ms"]).mean() > 0.9  # it really went over HTTP
+    for key in ("orders_submitted", "trades", "entries", "guardrails", "net_pnl", "fees"):
+        assert served[key] == local[key], key
+    assert local["orders_submitted"] > 3 and local["decisions"] > 100
+
+
+def test_sharpe_needs_enough_minutes() -> None:
+    rng = np.random.default_rng(0)
+    pnl = np.cumsum(rng.normal(0.01, 1.0, 60 * (MIN_SHARPE_RETURNS + 1)))
+    s = summarise(pnl, pd.DataFrame(), 1.0)
+    assert s["n_returns"] == MIN_SHARPE_RETURNS and np.isfinite(s["sharpe"])
+    rets = np.diff(pnl[::60])
+    assert s["sharpe"] == pytest.approx(rets.mean() / rets.std() * np.sqrt(525_600))
+    short = summarise(pnl[: 60 * MIN_SHARPE_RETURNS], pd.DataFrame(), 1.0)
+    assert short["n_returns"] == MIN_SHARPE_RETURNS - 1 and short["sharpe"] is None
+
+
+def test_adaptation_report_records_failures_per_day() -> None:
+    """A day with one answered sample cannot be partial-fitted: the error is recorded for that
+    day (no raise, no NaN) while a full day fits; an unanswered sample (state -1) is left out."""
+    bundle, X = make_bundle(2, n=400)
+    rows = [("2024-01-01", x) for x in X[:399]] + [("2024-01-02", X[399])]
+    timeline = pa.table(
+        {
+            "day": [d for d, _ in rows] + ["2024-01-02"],
+            "state": [0] * len(rows) + [-1],
+            "features": [x.tolist() for _, x in rows] + [[]],
+            "loglik": [-10.0] * len(rows) + [None],
+        }
+    )
+    report = adaptation_report(bundle, timeline, ["2024-01-01", "2024-01-02", "2024-01-03"])
+    full, short, empty = report["days"]
+    assert full["partial_fit"]["error"] is None and full["partial_fit"]["n_samples"] == 399
+    assert full["drift"]["n_samples"] == 399 and full["drift"]["max_kl"] is not None
+    assert short["drift"]["n_samples"] == 1 and short["drift"]["max_kl"] is None
+    assert (
+        short["partial_fit"]["error"].startswith("ValueError")
+        and short["partial_fit"]["n_samples"] == 1
+    )
+    assert empty["partial_fit"]["error"] and empty["drift"]["n_samples"] == 0
+    json.dumps(report, allow_nan=False)  # strict JSON

@@ -12,7 +12,9 @@ import pytest
 
 from node.backtest import run_backtest
 from node.config import PolicyHMMStrategyConfig
-from node.inference import InProcessModel
+from node.strategy import PolicyHMMStrategy
+from serving.client import HttpModelClient, InProcessModelClient
+from serving.testing import free_port
 from training.data.catalog import MarketCatalog
 from training.data.synth import SynthConfig, synth
 from training.features import FeatureSchema, schema_for
@@ -38,6 +40,7 @@ LOOSE = PolicyHMMStrategyConfig(
     vwap_anchor_bps=50.0,
     max_position=0.01,
     cooldown_s=5.0,
+    latency_budget_ms=10_000.0,  # in-process inference is never late, even on a loaded machine
 )
 
 
@@ -60,11 +63,6 @@ def make_synth_setup(root: Path) -> tuple[MarketCatalog, Registry]:
     catalog = MarketCatalog(root / "catalog")
     days = [sd.day for sd in catalog.symbol_days("BTCUSDT")]
     return catalog, train_and_register(catalog, "BTCUSDT", days[:2], root / "registry", SCHEMA)
-
-
-@pytest.fixture(scope="module")
-def synth_setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[MarketCatalog, Registry]:
-    return make_synth_setup(tmp_path_factory.mktemp("node_synth"))
 
 
 def test_decisions_follow_the_offline_filtered_posterior_and_submit_nothing_when_disabled(
@@ -119,7 +117,99 @@ def test_latency_budget_blocks_slow_inference(
     catalog, registry = synth_setup
     day = catalog.symbol_days("BTCUSDT")[-1].day
     cfg = msgspec.structs.replace(LOOSE, latency_budget_ms=0.0)
-    model = InProcessModel(registry.load("candidate"), "test")
+    model = InProcessModelClient(registry.load("candidate"))
     summary = run_backtest(catalog, "BTCUSDT", [day], "x", None, tmp_path, cfg, model=model)
     assert summary["guardrails"]["LATENCY"] == summary["decisions"] > 100
-    assert summary["model_version"] == "test"
+    assert summary["model_version"] == model.version
+
+
+def test_late_answers_block_on_latency_but_still_carry_the_posterior(
+    synth_setup: tuple[MarketCatalog, Registry], tmp_path: Path
+) -> None:
+    """A ``timeout`` result (answered after the client's budget) blocks every decision through
+    LATENCY, yet its posterior is carried: the filtered states equal an unhurried run's."""
+    catalog, registry = synth_setup
+    day = catalog.symbol_days("BTCUSDT")[-1].day
+    cfg = msgspec.structs.replace(LOOSE, trading_enabled=True)
+    late = InProcessModelClient("candidate", registry, budget_ms=1e-9)
+    summary = run_backtest(catalog, "BTCUSDT", [day], "candidate", registry, tmp_path / "late",
+                           cfg, model=late)  # fmt: skip
+    assert summary["inference_status"] == {"ok": 0, "timeout": summary["samples"], "error": 0}
+    assert summary["guardrails"]["LATENCY"] == summary["decisions"] > 100
+    assert summary["orders_submitted"] == 0 and summary["trades"] == 0.0
+    timeline = pq.read_table(tmp_path / "late" / "timeline.parquet")
+    assert set(timeline["verdict"].to_pylist()) <= {"LATENCY", "FLAT"}
+    run_backtest(catalog, "BTCUSDT", [day], "candidate", registry, tmp_path / "ok", cfg)
+    ok = pq.read_table(tmp_path / "ok" / "timeline.parquet")
+    np.testing.assert_array_equal(timeline["state"].to_numpy(), ok["state"].to_numpy())
+    np.testing.assert_array_equal(
+        np.array(timeline["posterior"].to_pylist()), np.array(ok["posterior"].to_pylist())
+    )
+
+
+def test_unreachable_model_blocks_every_sample_without_crashing(
+    synth_setup: tuple[MarketCatalog, Registry], tmp_path: Path
+) -> None:
+    """Serve down (nothing listens on the port): every call is an ``error``, every sample is
+    blocked by LATENCY, nothing is traded, and the timeline says so (state -1, no posterior)."""
+    catalog, registry = synth_setup
+    day = catalog.symbol_days("BTCUSDT")[-1].day
+    cfg = msgspec.structs.replace(LOOSE, trading_enabled=True)
+    url = f"http://127.0.0.1:{free_port()}"
+    summary = run_backtest(catalog, "BTCUSDT", [day], "candidate", registry, tmp_path, cfg,
+                           serve_url=url, budget_ms=200.0)  # fmt: skip
+    assert summary["inference_status"] == {"ok": 0, "timeout": 0, "error": summary["samples"]}
+    assert summary["guardrails"]["LATENCY"] == summary["samples"] > 1000
+    assert summary["decisions"] == 0 and summary["orders_submitted"] == 0
+    assert summary["model_versions_answered"] == []
+    timeline = pq.read_table(tmp_path / "timeline.parquet")
+    assert set(timeline["state"].to_pylist()) == {-1}
+    assert set(timeline["status"].to_pylist()) == {"error"}
+    assert timeline["loglik"].null_count == timeline.num_rows
+    blocks = pq.read_table(tmp_path / "blocks.parquet")
+    assert blocks.num_rows == summary["samples"]
+    assert set(blocks["reason"].to_pylist()) == {"LATENCY"}
+
+
+def test_a_client_without_schema_needs_one_given() -> None:
+    client = HttpModelClient("http://127.0.0.1:1", budget_ms=10.0)
+    try:
+        with pytest.raises(ValueError, match="schema"):
+            PolicyHMMStrategy(LOOSE, model=client)
+        assert PolicyHMMStrategy(LOOSE, model=client, schema=SCHEMA).schema is SCHEMA
+    finally:
+        client.close()
+    with pytest.raises(ValueError, match="registry_root"):
+        PolicyHMMStrategy(LOOSE)
+
+
+def test_drawdown_stop_watches_strategy_pnl_not_the_starting_inventory(
+    synth_setup: tuple[MarketCatalog, Registry], tmp_path: Path
+) -> None:
+    """The spot account starts with 1 BTC; its price drift is not a strategy loss. Without
+    trading the equity DD watches stays flat, so a tiny DD limit never fires; with trading it
+    fires at the first sample whose PnL drawdown exceeds it, and nothing is entered after."""
+    catalog, registry = synth_setup
+    day = catalog.symbol_days("BTCUSDT")[-1].day
+    idle = msgspec.structs.replace(LOOSE, max_drawdown=0.2)
+    summary = run_backtest(catalog, "BTCUSDT", [day], "candidate", registry, tmp_path / "idle",
+                           idle)  # fmt: skip
+    timeline = pq.read_table(tmp_path / "idle" / "timeline.parquet")
+    mid = timeline["mid"].to_numpy()
+    assert mid.max() - mid.min() > 1.0  # 1 BTC of inventory moved far more than the limit
+    assert summary["guardrails"]["DD"] == summary["guardrails"]["KILL"] == 0
+    assert np.ptp(timeline["equity"].to_numpy()) == 0.0 and summary["max_drawdown"] == 0.0
+
+    active = msgspec.structs.replace(idle, trading_enabled=True)
+    out = tmp_path / "active"
+    summary = run_backtest(catalog, "BTCUSDT", [day], "candidate", registry, out, active)
+    timeline = pq.read_table(out / "timeline.parquet")
+    pnl = timeline["pnl"].to_numpy()
+    breach = np.flatnonzero(np.maximum.accumulate(pnl) - pnl > 0.2)
+    assert len(breach) and summary["max_drawdown"] > 0.2
+    stop_ts = timeline["ts"].to_numpy()[breach[0]]
+    assert json.loads((out / "kill_switch.json").read_text())["reason"] == "DD"
+    entries = pq.read_table(out / "entries.parquet")["ts"].to_numpy()
+    assert len(entries) > 0 and (entries < stop_ts).all()
+    verdicts = timeline["verdict"].to_numpy()[breach[0] :]
+    assert set(verdicts) <= {"KILL", "FLAT"} and summary["guardrails"]["KILL"] > 0

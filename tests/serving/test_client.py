@@ -102,3 +102,16 @@ def test_in_process_budget_marks_late_answers(bundles) -> None:
     assert r.status == "timeout" and r.result is not None and r.latency_ms > 0
     with pytest.raises(ValueError, match="budget_ms"):
         HttpModelClient("http://127.0.0.1:1", budget_ms=0)
+
+
+def test_in_process_client_names_its_version_and_schema(registry_root: Path, bundles) -> None:
+    """The strategy builds its feature feed from ``schema`` and logs ``version``."""
+    reg = Registry(registry_root)
+    client = InProcessModelClient("candidate", registry=reg)
+    assert client.version == reg.resolve("candidate")
+    assert client.schema == bundles[1][0].feature_schema()
+    assert client.schema.version == V1 and len(client.schema.names) == 10
+    assert client.infer(bundles[1][1][0], None, client.schema.version).result.model_version == (
+        client.version
+    )
+    assert InProcessModelClient(bundles[0][0]).version.startswith("local-")

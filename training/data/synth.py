@@ -2,9 +2,11 @@
 
 Ground truth for the HMM. A jump chain over regimes (default ``calm``, ``trending``,
 ``volatile``; exponential dwell times with a floor, no self-transitions) drives, per regime:
-message rate, fair-value dynamics (mean-reverting / drifting / wild), spread, depth and its
-side skew, queue refresh rate, trade rate and trade-sign persistence. The book is a 20-level
-(``levels``) ladder per side on the instrument's tick grid; every message is a batch of deltas
+message rate, fair-value dynamics (mean-reverting / drifting / wild, in bp of price, calibrated
+on real BTCUSDT: about 0.6 / 1.1 / 3.3 bp per second), spread, depth and its side skew, queue
+refresh rate, trade rate and trade-sign persistence. The book is a 20-level (``levels``) ladder
+per side on a grid of ``level_bp`` (whole instrument ticks), so the mid jumps several ticks at
+once and the ladder re-centres as it moves; every message is a batch of deltas
 (deletes, then adds, then size updates, then the trade's consumption of the best level) ending
 in ``F_LAST``, and each day opens with CLEAR + a full ``F_SNAPSHOT`` book.
 
@@ -73,11 +75,12 @@ CALM, TRENDING, VOLATILE = 0, 1, 2
 
 @dataclass(frozen=True)
 class RegimeParams:
-    """What one regime does to the market (units: ticks, seconds, base-asset size).
+    """What one regime does to the market (units: bp of price, ladder levels, seconds, base size).
 
-    ``vol_ticks`` is the fair value's volatility per sqrt(second); ``half_life_s`` makes it
-    mean-revert (``None``: random walk); ``drift_ticks`` per second with a sign drawn per
-    segment; spread is ``1 + Poisson(spread_extra)`` ticks, redrawn with probability
+    The fair value's log-price (in bp) is a random walk with volatility ``vol_bp`` per
+    sqrt(second) and drift ``drift_bp`` per second (sign drawn per segment), plus a
+    mean-reverting deviation (``noise_bp`` per sqrt(second), half-life ``half_life_s``; ``None``:
+    none). The spread is ``1 + Poisson(spread_extra)`` ladder levels, redrawn with probability
     ``spread_change`` per message; ``depth`` is the mean size of a level (deeper levels larger),
     ``depth_tilt`` skews it toward the drift side; ``refresh`` size updates per side per
     message; ``sign_stay`` is P(next trade has the previous sign) and ``sign_bias`` P(a trade
@@ -87,9 +90,10 @@ class RegimeParams:
     name: str
     mean_minutes: float
     msg_rate: float
-    vol_ticks: float
+    vol_bp: float
+    drift_bp: float
+    noise_bp: float
     half_life_s: float | None
-    drift_ticks: float
     spread_extra: float
     spread_change: float
     depth: float
@@ -100,11 +104,37 @@ class RegimeParams:
     sign_bias: float
 
 
-DEFAULT_REGIMES: tuple[RegimeParams, ...] = (
-    RegimeParams("calm", 20.0, 12.0, 1.5, 1.0, 0.0, 0.1, 0.05, 1.0, 0.0, 1.0, 3.0, 0.5, 0.0),
-    RegimeParams("trending", 12.0, 20.0, 1.5, None, 1.0, 1.0, 0.1, 0.6, 0.5, 1.5, 8.0, 0.85, 0.5),
-    RegimeParams("volatile", 6.0, 40.0, 6.0, None, 0.0, 5.0, 0.2, 0.15, 0.0, 2.0, 15.0, 0.6, 0.0),
-)
+# Calibrated on real Binance BTCUSDT (../shared/data, Aug 2024, a gently trending 11 minutes:
+# 1-s return std 1.1 bp spot / 1.2 bp perp, 1-min 6.8-10.6 bp, drift ~0.06 bp/s): trending
+# moves like that window with a stronger drift (0.1 bp/s), calm about half as much and
+# mean-reverting at the second scale, volatile three times as much. Spreads in 0.2 bp levels:
+# ~0.2 / 0.4 / 1 bp (the real top of book is one 0.01 tick, ~0.002 bp).
+REALISTIC_REGIMES: tuple[RegimeParams, ...] = (
+    RegimeParams("calm", 20.0, 12.0, vol_bp=0.2, drift_bp=0.0, noise_bp=0.7,
+        half_life_s=1.0, spread_extra=0.1, spread_change=0.05, depth=1.0, depth_tilt=0.0,
+        refresh=1.0, trade_rate=3.0, sign_stay=0.5, sign_bias=0.0),
+    RegimeParams("trending", 12.0, 20.0, vol_bp=1.1, drift_bp=0.1, noise_bp=0.0,
+        half_life_s=None, spread_extra=1.0, spread_change=0.1, depth=0.6, depth_tilt=0.5,
+        refresh=1.5, trade_rate=8.0, sign_stay=0.85, sign_bias=0.5),
+    RegimeParams("volatile", 6.0, 40.0, vol_bp=3.3, drift_bp=0.0, noise_bp=0.0,
+        half_life_s=None, spread_extra=4.0, spread_change=0.2, depth=0.15, depth_tilt=0.0,
+        refresh=2.0, trade_rate=15.0, sign_stay=0.6, sign_bias=0.0),
+)  # fmt: skip
+# The first market of this project (preset ``micro``, ``level_bp=0``): prices move a few ticks
+# on a dense one-tick ladder, 0.003-0.014 bp per sqrt(second) at 42,000 — far below fees.
+_TICK_BP = 0.01 / 42_000.0 * 1e4
+MICRO_REGIMES: tuple[RegimeParams, ...] = (
+    RegimeParams("calm", 20.0, 12.0, vol_bp=0.0, drift_bp=0.0, noise_bp=1.5 * _TICK_BP,
+        half_life_s=1.0, spread_extra=0.1, spread_change=0.05, depth=1.0, depth_tilt=0.0,
+        refresh=1.0, trade_rate=3.0, sign_stay=0.5, sign_bias=0.0),
+    RegimeParams("trending", 12.0, 20.0, vol_bp=1.5 * _TICK_BP, drift_bp=_TICK_BP, noise_bp=0.0,
+        half_life_s=None, spread_extra=1.0, spread_change=0.1, depth=0.6, depth_tilt=0.5,
+        refresh=1.5, trade_rate=8.0, sign_stay=0.85, sign_bias=0.5),
+    RegimeParams("volatile", 6.0, 40.0, vol_bp=6.0 * _TICK_BP, drift_bp=0.0, noise_bp=0.0,
+        half_life_s=None, spread_extra=5.0, spread_change=0.2, depth=0.15, depth_tilt=0.0,
+        refresh=2.0, trade_rate=15.0, sign_stay=0.6, sign_bias=0.0),
+)  # fmt: skip
+DEFAULT_REGIMES = REALISTIC_REGIMES
 # Jump chain (row: from, column: to; zero diagonal): calm and trending alternate mostly,
 # volatile bursts come from either and relax mostly to calm.
 DEFAULT_TRANSITIONS: tuple[tuple[float, ...], ...] = (
@@ -119,6 +149,10 @@ class SynthConfig:
     """Everything that defines a synthetic market; the same config always gives the same bytes.
 
     ``day_seconds`` < 86400 simulates only the first part of each UTC day (tests, demos).
+    The book's levels sit ``level_bp`` of ``start_price`` apart (a whole number of instrument
+    ticks, at least one; ``0``: every tick), so a realistic bp-scale move shifts the ladder by a
+    few levels per message, not by thousands of ticks. ``preset("micro")`` is the old tick-scale
+    market.
     Regime dwell times are ``min_segment_s + Exp(mean - min_segment_s)`` seconds. ``ts_init``
     is ``ts_event`` plus a uniform ``latency_ms`` jitter, made non-decreasing (one TCP stream),
     so a crowded burst can see a little more latency than the range.
@@ -132,6 +166,7 @@ class SynthConfig:
     day_seconds: int = 86_400
     step_ms: int = 25
     levels: int = 20
+    level_bp: float = 0.2
     start_price: float = 42_000.0
     min_segment_s: float = 60.0
     latency_ms: tuple[float, float] = (1.0, 20.0)
@@ -156,6 +191,8 @@ class SynthConfig:
             raise bad("step_ms", f"must be >= 1 and divide the day, got {self.step_ms}")
         if self.levels < 2:
             raise bad("levels", f"must be >= 2, got {self.levels}")
+        if not (math.isfinite(self.level_bp) and 0 <= self.level_bp <= 100):
+            raise bad("level_bp", f"must be in [0, 100], got {self.level_bp}")
         if not (math.isfinite(self.start_price) and self.start_price > 0):
             raise bad("start_price", f"must be positive, got {self.start_price}")
         lo, hi = self.latency_ms
@@ -171,6 +208,11 @@ class SynthConfig:
                 raise bad(f"regimes[{i}].msg_rate", f"must be in (0, {1000 / self.step_ms}]")
             if not 0 <= r.trade_rate <= r.msg_rate:
                 raise bad(f"regimes[{i}].trade_rate", "must be in [0, msg_rate]")
+            for f in ("vol_bp", "drift_bp", "noise_bp"):
+                if not (math.isfinite(getattr(r, f)) and getattr(r, f) >= 0):
+                    raise bad(f"regimes[{i}].{f}", f"must be finite and >= 0, got {getattr(r, f)}")
+            if r.half_life_s is not None and not r.half_life_s > 0:
+                raise bad(f"regimes[{i}].half_life_s", f"must be > 0 or None, got {r.half_life_s}")
             if r.depth <= 0 or not 0 <= r.depth_tilt < 1:
                 raise bad(f"regimes[{i}].depth", "depth > 0 and 0 <= depth_tilt < 1 required")
         t = np.asarray(self.transitions, dtype=np.float64)
@@ -189,6 +231,31 @@ class SynthConfig:
 
     def first_day(self) -> datetime.date:
         return datetime.date.fromisoformat(self.start)
+
+    def level_ticks(self, tick: float) -> int:
+        """Instrument ticks between adjacent book levels.
+
+        >>> SynthConfig().level_ticks(0.01), SynthConfig(level_bp=0).level_ticks(0.01)
+        (84, 1)
+        """
+        return max(1, round(self.level_bp * 1e-4 * self.start_price / tick))
+
+
+PRESETS: dict[str, dict[str, object]] = {
+    "realistic": {},
+    "micro": {"level_bp": 0.0, "regimes": MICRO_REGIMES},
+}
+
+
+def preset(name: str, **overrides: object) -> SynthConfig:
+    """A named market (``realistic``: the default; ``micro``: tick-scale moves) with overrides.
+
+    >>> preset("micro", days=2).level_bp, preset("realistic").regimes[1].drift_bp
+    (0.0, 0.1)
+    """
+    if name not in PRESETS:
+        raise ValueError(f"preset: {name!r} not in {sorted(PRESETS)}")
+    return SynthConfig(**{**PRESETS[name], **overrides})  # type: ignore[arg-type]
 
 
 class RegimeLabels(NamedTuple):
@@ -244,7 +311,7 @@ def regime_segments(
         sign = 1 if rng.random() < 0.5 else -1
         starts.append(pos)
         regs.append(r)
-        dirs.append(sign if p.drift_ticks > 0 or p.sign_bias > 0 else 0)
+        dirs.append(sign if p.drift_bp > 0 or p.sign_bias > 0 else 0)
         pos += max(1, round(dur_s * steps_per_s))
         r = int(rng.choice(k, p=trans[r]))
     return (
@@ -269,7 +336,8 @@ def _ranges(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 class _State:
     """What carries over from one day to the next."""
 
-    x: float
+    walk_bp: float = 0.0
+    dev_bp: float = 0.0
     sign: int = 1
     trade_id: int = 1
     sequence: int = 1
@@ -324,6 +392,8 @@ def _simulate_day(
     g0 = day_index * n_steps
     seg_starts, seg_regs, seg_dirs = segments
     regs = cfg.regimes
+    lt = cfg.level_ticks(tick)
+    level_price = lt * tick
 
     def per_regime(attr: str) -> np.ndarray:
         return np.asarray([getattr(r, attr) or 0.0 for r in regs], dtype=np.float64)
@@ -341,22 +411,29 @@ def _simulate_day(
     reg = seg_regs[seg].astype(np.int64)
     drift_dir = seg_dirs[seg].astype(np.float64)
 
-    # fair value per message: one vectorised block per regime segment
-    eps = rng.standard_normal(m_count)
-    x = np.empty(m_count)
+    # fair value per message (log-price in bp from the start): one vectorised block per segment
+    eps = rng.standard_normal((2, m_count))
+    y = np.empty(m_count)
     run_starts = np.flatnonzero(np.r_[True, seg[1:] != seg[:-1]])
     run_ends = np.r_[run_starts[1:], m_count]
-    x_prev = state.x
+    walk, dev = state.walk_bp, state.dev_bp
     for a, b in zip(run_starts.tolist(), run_ends.tolist(), strict=True):
         p = regs[int(reg[a])]
-        sigma = p.vol_ticks / math.sqrt(p.msg_rate)
-        if p.half_life_s:
+        root_dt = 1.0 / math.sqrt(p.msg_rate)
+        mu = p.drift_bp * float(drift_dir[a]) / p.msg_rate
+        if not (p.half_life_s and p.noise_bp > 0):
+            walk, dev = walk + dev, 0.0  # no mean reversion here: the deviation stays in price
+        rw = walk + np.cumsum(mu + p.vol_bp * root_dt * eps[0, a:b])
+        if p.half_life_s and p.noise_bp > 0:
             phi = 0.5 ** (1.0 / (p.half_life_s * p.msg_rate))
-            x[a:b] = x_prev + lfilter([sigma], [1.0, -phi], eps[a:b])
+            ou = lfilter([p.noise_bp * root_dt], [1.0, -phi], eps[1, a:b], zi=[phi * dev])[0]
+            dev = float(ou[-1])
+            y[a:b] = rw + ou
         else:
-            mu = p.drift_ticks * float(drift_dir[a]) / p.msg_rate
-            x[a:b] = x_prev + np.cumsum(mu + sigma * eps[a:b])
-        x_prev = float(x[b - 1])
+            y[a:b] = rw
+        walk = float(rw[-1])
+    state.walk_bp, state.dev_bp = walk, dev
+    x = (config.start_price / level_price) * np.exp(y * 1e-4)
 
     # spread: redrawn with a per-regime probability, held otherwise
     change = rng.random(m_count) < per_regime("spread_change")[reg]
@@ -367,7 +444,7 @@ def _simulate_day(
     ask = bid + spread
     if bid.min() - L < 1:
         raise ValueError(
-            f"SynthConfig.start_price: price path fell below {L} ticks on day {day_index}; "
+            f"SynthConfig.start_price: price path fell below {L} levels on day {day_index}; "
             "raise start_price"
         )
 
@@ -476,7 +553,7 @@ def _simulate_day(
     trades = TradeColumns(
         ts_event=ts_msg[msg[t_idx]],
         ts_init=ts_recv[msg[t_idx]],
-        price=np.round(price_t[t_idx] * tick, price_precision),
+        price=np.round(price_t[t_idx] * lt * tick, price_precision),
         size=np.round(consumed[t_idx] * step, size_precision),
         aggressor=np.where(side_c[t_idx] == SELL, BUYER, SELLER).astype(np.uint8),
         trade_id=(state.trade_id + np.arange(n_t)).astype(np.int64),
@@ -495,14 +572,13 @@ def _simulate_day(
         ts_init=ts_recv[msg],
         action=action,
         side=side_c,
-        price=np.where(is_clear, 0.0, np.round(price_t * tick, price_precision)),
+        price=np.where(is_clear, 0.0, np.round(price_t * lt * tick, price_precision)),
         size=np.where(is_clear | (action == DELETE), 0.0, np.round(units * step, size_precision)),
         flags=flags,
         sequence=(state.sequence + np.arange(n_d)).astype(np.uint64),
     )
     state.sequence += n_d
     state.trade_id += n_t
-    state.x = x_prev
 
     # labels: segments covering the day
     first = int(step_seg[0])
@@ -548,7 +624,7 @@ def generate(config: SynthConfig, instrument: Instrument | None = None) -> Itera
     tick, step, pp, sp = _grid(inst)
     rng = np.random.default_rng(np.random.SeedSequence([config.seed, 0]))
     segments = regime_segments(config, config.days * config.steps_per_day, rng)
-    state = _State(x=config.start_price / tick)
+    state = _State()
     for d in range(config.days):
         yield _simulate_day(config, d, segments, state, tick, step, pp, sp)
 
@@ -673,6 +749,14 @@ def synth(
     help="Simulate only the first N seconds of each day (quick runs).",
 )
 @click.option("--start-price", type=float, default=42_000.0, show_default=True)
+@click.option(
+    "--preset",
+    "preset_name",
+    type=click.Choice(sorted(PRESETS)),
+    default="realistic",
+    show_default=True,
+    help="realistic: bp-scale moves calibrated on real BTCUSDT; micro: tick-scale moves.",
+)
 @click.option("--name", default=None, help="Report name (default synth-SYMBOL-MARKET-seedS).")
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path))
 def cli(
@@ -683,12 +767,14 @@ def cli(
     start: str,
     day_seconds: int,
     start_price: float,
+    preset_name: str,
     name: str | None,
     out: Path,
 ) -> None:
     """Generate a synthetic regime market (L2 deltas + trades + ground-truth labels) into OUT."""
     try:
-        config = SynthConfig(
+        config = preset(
+            preset_name,
             symbol=symbol,
             market=market,
             days=days,

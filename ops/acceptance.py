@@ -1,0 +1,668 @@
+"""``nhmm acceptance RUN_DIR``: per symbol-day checks on a backtest run directory.
+
+Reads what ``nhmm backtest`` writes (timeline/entries/blocks/fills Parquet, guardrails.json,
+config.json, adaptation.json) and checks, for every day: finite features and inference payloads,
+state entropy above a floor, the position limit and the drawdown stop honoured, reason-code
+counts consistent with the logged blocks, PnL expectation >= 0 after slippage (with a block
+bootstrap confidence interval), the drift monitor active and a partial_fit run cleanly.
+Results go to ``RUN_DIR/acceptance.json``; the command exits 0 only if every check passes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import math
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from node.guardrails import REASONS
+
+__all__ = [
+    "AcceptanceConfig",
+    "Check",
+    "RunData",
+    "RunDirError",
+    "acceptance_command",
+    "block_bootstrap_ci",
+    "load_run",
+    "run_acceptance",
+    "run_checks",
+    "state_entropy_bits",
+]
+
+#: Guardrail reason codes a backtest counts: the guardrails' and the execution ``VWAP`` skip.
+REASON_CODES: tuple[str, ...] = (*REASONS, "VWAP")
+#: Timeline verdicts that are not blocks (an allowed entry, or no trade wanted).
+NON_BLOCK_VERDICTS = ("OK", "FLAT")
+ALL_DAYS = "ALL"
+
+
+class RunDirError(ValueError):
+    """RUN_DIR is missing a file or holds one that cannot be read; the message names it."""
+
+
+@dataclass(frozen=True)
+class AcceptanceConfig:
+    """Thresholds of the checks (working defaults).
+
+    ``min_state_entropy_bits``: floor on the entropy of the filtered-state histogram (a model stuck
+    in one state has 0). ``pnl_rule``: ``"mean"`` passes when the mean PnL change per
+    ``pnl_interval_s`` is >= 0, ``"lower"`` only when the CI's lower bound is (see
+    :func:`check_pnl`). ``max_position`` / ``max_drawdown`` ``None`` take the strategy's limits
+    from ``config.json``.
+
+    >>> AcceptanceConfig().pnl_rule
+    'mean'
+    """
+
+    min_state_entropy_bits: float = 0.1
+    position_tolerance: float = 1e-9
+    pnl_interval_s: float = 60.0
+    ci_level: float = 0.95
+    n_boot: int = 2000
+    pnl_rule: str = "mean"
+    seed: int = 0
+    max_position: float | None = None
+    max_drawdown: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.pnl_rule not in ("mean", "lower"):
+            raise ValueError(f"pnl_rule: {self.pnl_rule!r} is not 'mean' or 'lower'")
+        if not 0.0 < self.ci_level < 1.0:
+            raise ValueError(f"ci_level: must be in (0, 1), got {self.ci_level!r}")
+        if self.n_boot < 100:
+            raise ValueError(f"n_boot: must be >= 100, got {self.n_boot!r}")
+        if not self.pnl_interval_s > 0.0:
+            raise ValueError(f"pnl_interval_s: must be > 0, got {self.pnl_interval_s!r}")
+
+
+@dataclass(frozen=True)
+class Check:
+    """One check result; ``day`` is ``YYYY-MM-DD`` or ``"ALL"`` for run-wide checks."""
+
+    name: str
+    day: str
+    passed: bool
+    value: float | None
+    threshold: float | None
+    detail: str
+
+
+@dataclass
+class RunData:
+    """A RUN_DIR loaded: the tables (``day`` column added where absent) and the JSON files
+    (``None`` when the file is absent)."""
+
+    root: Path
+    timeline: pa.Table
+    days: np.ndarray
+    entries: pd.DataFrame
+    blocks: pd.DataFrame
+    fills: pd.DataFrame
+    guardrails: dict[str, Any] | None
+    config: dict[str, Any] | None
+    adaptation: dict[str, Any] | None
+    summary: dict[str, Any] | None
+    memo: dict[tuple[Any, ...], Any] = field(default_factory=dict, repr=False)
+
+    @cached_property
+    def verdicts(self) -> np.ndarray | None:
+        """The timeline's verdict column as an object array (``None`` if absent)."""
+        if "verdict" not in self.timeline.column_names:
+            return None
+        return np.asarray(self.timeline.column("verdict").to_pylist(), dtype=object)
+
+
+# -- loading
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise RunDirError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from exc
+    if not isinstance(data, dict):
+        raise RunDirError(f"{path}:1: expected a JSON object")
+    return data
+
+
+def _read_parquet(path: Path, required: tuple[str, ...]) -> pa.Table:
+    if not path.is_file():
+        raise RunDirError(f"{path}: missing (is this a RUN_DIR written by `nhmm backtest`?)")
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise RunDirError(f"{path}: not a readable Parquet file ({exc})") from exc
+    missing = [c for c in required if c not in table.column_names]
+    if missing:
+        raise RunDirError(f"{path}: missing column(s) {missing}")
+    return table
+
+
+def _utc_day(ts_ns: np.ndarray) -> np.ndarray:
+    return (
+        pd.to_datetime(np.asarray(ts_ns, dtype=np.int64), utc=True)
+        .strftime("%Y-%m-%d")
+        .to_numpy(dtype=object)
+    )
+
+
+def _day_of(ts_ns: np.ndarray, tl_ts: np.ndarray, tl_days: np.ndarray) -> np.ndarray:
+    """The timeline day of each ``ts`` (entries/blocks are stamped with a sample's ts)."""
+    if len(ts_ns) == 0:
+        return np.array([], dtype=object)
+    by_ts = dict(zip(tl_ts.tolist(), tl_days.tolist(), strict=True))
+    fallback = _utc_day(ts_ns)
+    return np.array(
+        [by_ts.get(t, f) for t, f in zip(ts_ns.tolist(), fallback, strict=True)], dtype=object
+    )
+
+
+def load_run(run_dir: str | Path) -> RunData:
+    """Read a RUN_DIR; raises :class:`RunDirError` naming the file that is missing or broken."""
+    root = Path(run_dir)
+    if not root.is_dir():
+        raise RunDirError(f"{root}: not a directory")
+    timeline = _read_parquet(
+        root / "timeline.parquet", ("ts", "state", "posterior", "confidence", "position", "equity")
+    )
+    tl_ts = timeline.column("ts").to_numpy()
+    if len(tl_ts) > 1 and (np.diff(tl_ts) < 0).any():
+        raise RunDirError(f"{root / 'timeline.parquet'}: ts is not sorted")
+    if "day" in timeline.column_names:
+        days = np.asarray(timeline.column("day").to_pylist(), dtype=object)
+        bad = [i for i, d in enumerate(days) if not isinstance(d, str)]
+        if bad:
+            raise RunDirError(f"{root / 'timeline.parquet'}: row {bad[0]}: day is null")
+    else:
+        days = _utc_day(tl_ts)
+    frames = {}
+    for name, cols in (("entries", ("ts",)), ("blocks", ("ts", "reason")), ("fills", ())):
+        df = _read_parquet(root / f"{name}.parquet", cols).to_pandas()
+        if "ts" in df.columns:
+            df["day"] = _day_of(df["ts"].to_numpy(dtype=np.int64), tl_ts, days)
+        frames[name] = df
+    return RunData(
+        root=root,
+        timeline=timeline,
+        days=days,
+        entries=frames["entries"],
+        blocks=frames["blocks"],
+        fills=frames["fills"],
+        guardrails=_read_json(root / "guardrails.json"),
+        config=_read_json(root / "config.json"),
+        adaptation=_read_json(root / "adaptation.json"),
+        summary=_read_json(root / "summary.json"),
+    )
+
+
+# -- helpers
+
+
+def _nonfinite_per_row(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """Count of non-finite values in each row of a list<double> column (null rows count 0)."""
+    arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    n = len(arr)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    lengths = arr.value_lengths().fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+    flat = arr.flatten().to_numpy(zero_copy_only=False)
+    bad = ~np.isfinite(np.asarray(flat, dtype=np.float64))
+    rows = np.repeat(np.arange(n), lengths)
+    return np.bincount(rows, weights=bad, minlength=n).astype(np.int64)
+
+
+def _find_number(tree: Any, key: str) -> float | None:
+    """The first ``key`` found breadth-first in nested dicts (config.json's layout may nest the
+    strategy config under ``strategy``)."""
+    queue = [tree]
+    while queue:
+        node = queue.pop(0)
+        if isinstance(node, dict):
+            value = node.get(key)
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                return float(value)
+            queue.extend(v for v in node.values() if isinstance(v, dict))
+    return None
+
+
+def state_entropy_bits(states: np.ndarray) -> float:
+    """Shannon entropy (bits) of the histogram of ``states`` (negative codes = no result, ignored).
+
+    >>> state_entropy_bits(np.array([0, 0, 1, 1]))
+    1.0
+    >>> state_entropy_bits(np.array([2, 2, 2, -1]))
+    0.0
+    """
+    states = np.asarray(states)
+    states = states[states >= 0]
+    if len(states) == 0:
+        return 0.0
+    p = np.bincount(states) / len(states)
+    p = p[p > 0]
+    return float(max(0.0, -(p * np.log2(p)).sum()))
+
+
+def block_bootstrap_ci(
+    x: np.ndarray, level: float = 0.95, n_boot: int = 2000, seed: int = 0
+) -> tuple[float, float, float]:
+    """``(mean, lower, upper)``: percentile CI of the mean of ``x`` by a moving-block bootstrap
+    (block length ``ceil(n ** (1/3))``, so short-range autocorrelation of PnL changes is kept).
+    Fewer than 2 values give a zero-width interval at the mean (0 for none).
+
+    >>> m, lo, hi = block_bootstrap_ci(np.arange(100.0))
+    >>> m, lo < m < hi
+    (49.5, True)
+    """
+    x = np.asarray(x, dtype=np.float64)
+    n = len(x)
+    if n == 0:
+        return 0.0, 0.0, 0.0
+    mean = float(x.mean())
+    if n < 2:
+        return mean, mean, mean
+    block = math.ceil(n ** (1.0 / 3.0))
+    n_blocks = math.ceil(n / block)
+    rng = np.random.default_rng(seed)
+    starts = rng.integers(0, n - block + 1, size=(n_boot, n_blocks))
+    idx = (starts[:, :, None] + np.arange(block)).reshape(n_boot, -1)[:, :n]
+    means = x[idx].mean(axis=1)
+    alpha = (1.0 - level) / 2.0
+    lo, hi = np.quantile(means, [alpha, 1.0 - alpha])
+    return mean, float(min(lo, mean)), float(max(hi, mean))
+
+
+def _fills_position(fills: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """``(ts_ns, net position after each fill)`` from the fills report (empty if no fills)."""
+    if fills.empty or not {"order_side", "last_qty", "ts_event"} <= set(fills.columns):
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
+    ts = pd.to_datetime(fills["ts_event"], utc=True).astype("int64").to_numpy()
+    qty = pd.to_numeric(fills["last_qty"]).to_numpy(dtype=np.float64)
+    sign = np.where(fills["order_side"].astype(str).str.upper() == "BUY", 1.0, -1.0)
+    order = np.argsort(ts, kind="stable")
+    return ts[order], np.cumsum((sign * qty)[order])
+
+
+# -- checks
+
+
+def check_finite(run: RunData, day: str, mask: np.ndarray) -> list[Check]:
+    """No NaN/inf in the feature vectors (timeline, entries, blocks) nor in the inference
+    payloads (posterior, confidence, score, loglik, drift; a null is a missing result)."""
+    tl = run.timeline.filter(pa.array(mask))
+    checks = []
+    if "features" in tl.column_names:
+        bad_f = int(_nonfinite_per_row(tl.column("features")).sum())
+        detail = f"{tl.num_rows} timeline rows"
+    else:
+        bad_f, detail = 0, "timeline.parquet has no 'features' column"
+    for name in ("entries", "blocks"):
+        df = getattr(run, name)
+        if "features" in df.columns and len(df):
+            rows = df.loc[df["day"] == day, "features"]
+            vals = np.concatenate([np.asarray(r, dtype=np.float64) for r in rows] or [[]])
+            bad_f += int((~np.isfinite(vals)).sum())
+    ok = "features" in tl.column_names and bad_f == 0
+    checks.append(Check("finite_features", day, ok, float(bad_f), 0.0, detail))
+    bad_i = int(_nonfinite_per_row(tl.column("posterior")).sum())
+    cols = ["posterior"]
+    for col in ("confidence", "score", "loglik", "drift"):
+        if col in tl.column_names:  # null = no inference result (the LATENCY case), not NaN
+            v = tl.column(col).drop_null().to_numpy().astype(np.float64)
+            bad_i += int((~np.isfinite(v)).sum())
+            cols.append(col)
+    checks.append(
+        Check("finite_inference", day, bad_i == 0, float(bad_i), 0.0, f"checked {', '.join(cols)}")
+    )
+    return checks
+
+
+def check_entropy(run: RunData, day: str, mask: np.ndarray, cfg: AcceptanceConfig) -> Check:
+    """Entropy of the day's filtered-state histogram above ``min_state_entropy_bits``."""
+    states = run.timeline.column("state").to_numpy()[mask]
+    h = state_entropy_bits(states)
+    counts = Counter(int(s) for s in states if s >= 0)
+    detail = "states " + ", ".join(f"{k}:{v}" for k, v in sorted(counts.items()))
+    passed = h > cfg.min_state_entropy_bits
+    return Check("state_entropy", day, passed, h, cfg.min_state_entropy_bits, detail)
+
+
+def _limit(run: RunData, key: str, override: float | None) -> float | None:
+    return override if override is not None else _find_number(run.config, key)
+
+
+def check_position(run: RunData, day: str, mask: np.ndarray, cfg: AcceptanceConfig) -> Check:
+    """|position| never above the strategy's ``max_position``: every timeline sample and the net
+    position rebuilt from the fills."""
+    limit = _limit(run, "max_position", cfg.max_position)
+    pos = np.abs(run.timeline.column("position").to_numpy()[mask].astype(np.float64))
+    worst = float(pos.max()) if len(pos) else 0.0
+    f_ts, f_pos = _fills_position(run.fills)
+    if len(f_ts):
+        f_days = _utc_day(f_ts)
+        in_day = f_days == day
+        if in_day.any():
+            worst = max(worst, float(np.abs(f_pos[in_day]).max()))
+    if limit is None:
+        return Check("position_limit", day, False, worst, None, "config.json: no max_position")
+    passed = bool(np.isfinite(pos).all()) and worst <= limit + cfg.position_tolerance
+    detail = f"max |position| {worst:.8g} (timeline and fills) vs limit {limit:.8g}"
+    return Check("position_limit", day, passed, worst, limit, detail)
+
+
+def _stop_ts(run: RunData, max_dd: float) -> tuple[int | None, str]:
+    """When trading had to stop: the first sample where the drawdown from the equity peak exceeds
+    ``max_dd``, or the first DD/KILL verdict, whichever comes first (memoised: run-wide)."""
+    key = ("stop", max_dd)
+    if key not in run.memo:
+        run.memo[key] = _find_stop(run, max_dd)
+    return run.memo[key]
+
+
+def _find_stop(run: RunData, max_dd: float) -> tuple[int | None, str]:
+    ts = run.timeline.column("ts").to_numpy()
+    equity = run.timeline.column("equity").to_numpy().astype(np.float64)
+    candidates: list[tuple[int, str]] = []
+    if len(equity):
+        dd = np.maximum.accumulate(equity) - equity
+        breach = np.flatnonzero(dd > max_dd)
+        if len(breach):
+            i = int(breach[0])
+            candidates.append((int(ts[i]), f"drawdown {dd[i]:.2f} > {max_dd:.2f}"))
+    verdict = run.verdicts
+    if verdict is not None:
+        stop = np.flatnonzero(np.isin(verdict, ["DD", "KILL"]))
+        if len(stop):
+            i = int(stop[0])
+            candidates.append((int(ts[i]), f"{verdict[i]} verdict"))
+    if not candidates:
+        return None, ""
+    return min(candidates)
+
+
+def check_drawdown(run: RunData, day: str, cfg: AcceptanceConfig) -> Check:
+    """No entry at or after the moment the drawdown stop (or kill switch) fired (run-wide: the
+    peak and the kill switch persist across days)."""
+    max_dd = _limit(run, "max_drawdown", cfg.max_drawdown)
+    if max_dd is None:
+        return Check("drawdown_stop", day, False, None, None, "config.json: no max_drawdown")
+    stop, why = _stop_ts(run, max_dd)
+    if stop is None:
+        return Check("drawdown_stop", day, True, 0.0, 0.0, f"not fired (limit {max_dd:.6g})")
+    entries = run.entries
+    late = int(((entries["day"] == day) & (entries["ts"] >= stop)).sum()) if len(entries) else 0
+    when = datetime.datetime.fromtimestamp(stop / 1e9, datetime.UTC).isoformat()
+    detail = f"fired at {when} ({why}); {late} entries after"
+    return Check("drawdown_stop", day, late == 0, float(late), 0.0, detail)
+
+
+def _counts(values: pd.Series | np.ndarray) -> Counter[str]:
+    return Counter(str(v) for v in values if str(v) not in NON_BLOCK_VERDICTS)
+
+
+def check_reason_counts(run: RunData, day: str | None, mask: np.ndarray | None) -> Check:
+    """Reason codes captured: per day the timeline's block verdicts equal the logged blocks;
+    run-wide (``day=None``) guardrails.json has every code and equals the blocks (OK = entries)."""
+    if run.guardrails is None:
+        return Check("reason_counts", day or ALL_DAYS, False, None, None, "guardrails.json missing")
+    if day is not None and mask is not None:
+        blocks = _counts(run.blocks.loc[run.blocks["day"] == day, "reason"])
+        if run.verdicts is None:
+            return Check("reason_counts", day, False, None, None, "timeline has no 'verdict'")
+        timeline = _counts(run.verdicts[mask])
+        diff = {
+            k: (timeline[k], blocks[k]) for k in {*timeline, *blocks} if timeline[k] != blocks[k]
+        }
+        detail = ", ".join(f"{k}:{v}" for k, v in sorted(blocks.items())) or "no blocks"
+        if diff:
+            detail = f"timeline vs blocks differ {diff}"
+        return Check("reason_counts", day, not diff, float(sum(blocks.values())), None, detail)
+    counts = run.guardrails
+    problems = [f"{r} missing" for r in REASON_CODES if r not in counts]
+    blocks = _counts(run.blocks["reason"])
+    for reason in sorted({*blocks, *(k for k in counts if k not in NON_BLOCK_VERDICTS)}):
+        if int(counts.get(reason, 0)) != blocks[reason]:
+            problems.append(
+                f"{reason}: guardrails.json {counts.get(reason, 0)} != blocks {blocks[reason]}"
+            )
+    if "OK" in counts and int(counts["OK"]) != len(run.entries):
+        problems.append(f"OK: guardrails.json {counts['OK']} != entries {len(run.entries)}")
+    detail = "; ".join(problems) or f"{sum(blocks.values())} blocks in {len(blocks)} codes"
+    return Check("reason_counts", ALL_DAYS, not problems, float(sum(blocks.values())), None, detail)
+
+
+def _pnl_changes(run: RunData, interval_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(day, PnL change)`` per ``interval_s`` bucket: the last PnL of each bucket minus the
+    previous bucket's (run-wide, so the days' changes add up to the run's net PnL)."""
+    key = ("pnl", interval_s)
+    if key not in run.memo:
+        run.memo[key] = _bucket_changes(run, interval_s)
+    return run.memo[key]
+
+
+def _bucket_changes(run: RunData, interval_s: float) -> tuple[np.ndarray, np.ndarray]:
+    tl = run.timeline
+    ts = tl.column("ts").to_numpy()
+    if "pnl" in tl.column_names:
+        pnl = tl.column("pnl").to_numpy().astype(np.float64)
+    else:
+        equity = tl.column("equity").to_numpy().astype(np.float64)
+        pnl = equity - equity[0] if len(equity) else equity
+    if len(ts) == 0:
+        return np.array([], dtype=object), np.zeros(0)
+    bucket = ts // int(interval_s * 1e9)
+    last = np.flatnonzero(np.r_[bucket[1:] != bucket[:-1], True])
+    curve = np.r_[0.0, pnl[last]]
+    return run.days[last], np.diff(curve)
+
+
+def check_pnl(run: RunData, day: str, cfg: AcceptanceConfig) -> Check:
+    """PnL expectation >= 0 after fees and the slippage model.
+
+    Unit: the change of the run's PnL curve (quote, after fees, fills at slipped prices, open
+    position marked at mid) over each ``pnl_interval_s`` bucket of the day; the CI of its mean is
+    a moving-block bootstrap (PnL changes are autocorrelated while a position is held). With the
+    default ``pnl_rule="mean"`` a day passes when the mean change is >= 0: the issue asks for the
+    expectation to be non-negative, and on one symbol-day the interval is wide, so demanding its
+    lower bound >= 0 (``pnl_rule="lower"``) would fail almost every strategy with a small real
+    edge; it is the stricter rule for promotion over many days. The CI is always reported.
+    """
+    days, changes = _pnl_changes(run, cfg.pnl_interval_s)
+    x = changes[days == day]
+    if len(x) and not np.isfinite(x).all():
+        return Check("pnl_expectation", day, False, None, 0.0, "non-finite PnL in the timeline")
+    mean, lo, hi = block_bootstrap_ci(x, cfg.ci_level, cfg.n_boot, cfg.seed)
+    stat = mean if cfg.pnl_rule == "mean" else lo
+    pct = round(cfg.ci_level * 100)
+    detail = (
+        f"mean {mean:.6g}/{cfg.pnl_interval_s:g}s, {pct}% CI [{lo:.6g}, {hi:.6g}], "
+        f"n={len(x)}, day PnL {x.sum():.6g}, rule {cfg.pnl_rule}"
+    )
+    return Check("pnl_expectation", day, stat >= 0.0, stat, 0.0, detail)
+
+
+def _adaptation_day(run: RunData, day: str) -> dict[str, Any] | None:
+    days = (run.adaptation or {}).get("days")
+    if not isinstance(days, list):
+        return None
+    for entry in days:
+        if isinstance(entry, dict) and entry.get("day") == day:
+            return entry
+    return None
+
+
+def _finite_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def check_adaptation(run: RunData, day: str) -> list[Check]:
+    """The drift monitor saw the day's samples, and a partial_fit ran without error and gave
+    finite held-out log-likelihoods (accepted or guarded: both are the guard working; a child
+    refused before scoring has no "after" value)."""
+    if run.adaptation is None:
+        detail = "adaptation.json missing"
+        return [
+            Check("drift_monitor", day, False, None, 1.0, detail),
+            Check("partial_fit", day, False, None, 1.0, detail),
+        ]
+    entry = _adaptation_day(run, day)
+    if entry is None:
+        detail = f"adaptation.json: no entry for day {day}"
+        return [
+            Check("drift_monitor", day, False, None, 1.0, detail),
+            Check("partial_fit", day, False, None, 1.0, detail),
+        ]
+    drift = entry.get("drift") if isinstance(entry.get("drift"), dict) else {}
+    n = drift.get("n_samples")
+    n_ok = _finite_number(n)
+    max_kl = drift.get("max_kl")
+    kl_ok = max_kl is None or _finite_number(max_kl)
+    d_pass = n_ok and n >= 1 and kl_ok
+    d_detail = f"n_samples {n}, max_kl {max_kl}, adapting {drift.get('adapting')}"
+    if not kl_ok:
+        d_detail += " (max_kl not finite)"
+    checks = [Check("drift_monitor", day, bool(d_pass), float(n) if n_ok else None, 1.0, d_detail)]
+    pf = entry.get("partial_fit") if isinstance(entry.get("partial_fit"), dict) else {}
+    error = pf.get("error")
+    n_pf = pf.get("n_samples")
+    lls = (pf.get("heldout_ll_before"), pf.get("heldout_ll_after"))
+    problems = []
+    if error:
+        problems.append(f"error: {error}")
+    if not (_finite_number(n_pf) and n_pf >= 1):
+        problems.append(f"n_samples {n_pf}")
+    # a child the guard refuses before scoring it has no "after" (null, never NaN)
+    refused_unscored = pf.get("accepted") is False and lls[1] is None
+    if not (_finite_number(lls[0]) and (refused_unscored or _finite_number(lls[1]))):
+        problems.append(f"held-out ll not finite {lls}")
+    after = "unscored" if refused_unscored else f"{lls[1]:.6g}" if not problems else ""
+    detail = "; ".join(problems) or (
+        f"accepted {pf.get('accepted')} ({pf.get('reason')}), n {n_pf}, "
+        f"held-out ll {lls[0]:.6g} -> {after}"
+    )
+    value = float(n_pf) if _finite_number(n_pf) else None
+    checks.append(Check("partial_fit", day, not problems, value, 1.0, detail))
+    return checks
+
+
+def run_checks(run: RunData, cfg: AcceptanceConfig | None = None) -> list[Check]:
+    """Every check for every day of the run (timeline days and adaptation days), then the
+    run-wide reason-count check."""
+    cfg = cfg or AcceptanceConfig()
+    adapt_days = [
+        e.get("day")
+        for e in (run.adaptation or {}).get("days", [])
+        if isinstance(e, dict) and isinstance(e.get("day"), str)
+    ]
+    checks: list[Check] = []
+    for day in sorted({*run.days.tolist(), *adapt_days}):
+        mask = run.days == day
+        checks += check_finite(run, day, mask)
+        checks.append(check_entropy(run, day, mask, cfg))
+        checks.append(check_position(run, day, mask, cfg))
+        checks.append(check_drawdown(run, day, cfg))
+        checks.append(check_reason_counts(run, day, mask))
+        checks.append(check_pnl(run, day, cfg))
+        checks += check_adaptation(run, day)
+    checks.append(check_reason_counts(run, None, None))
+    return checks
+
+
+def _json_number(v: float | None) -> float | None:
+    return v if v is None or math.isfinite(v) else None
+
+
+def run_acceptance(
+    run_dir: str | Path, cfg: AcceptanceConfig | None = None
+) -> tuple[bool, list[Check]]:
+    """Load RUN_DIR, run every check, write ``acceptance.json`` atomically; ``(all passed, checks)``."""
+    cfg = cfg or AcceptanceConfig()
+    run = load_run(run_dir)
+    checks = run_checks(run, cfg)
+    passed = all(c.passed for c in checks)
+    doc = {
+        "passed": passed,
+        "n_checks": len(checks),
+        "n_failed": sum(not c.passed for c in checks),
+        "config": dataclasses.asdict(cfg),
+        "checks": [
+            {
+                **dataclasses.asdict(c),
+                "value": _json_number(c.value),
+                "threshold": _json_number(c.threshold),
+            }
+            for c in checks
+        ],
+    }
+    out = run.root / "acceptance.json"
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=2, allow_nan=False))
+    os.replace(tmp, out)
+    return passed, checks
+
+
+def _print_table(checks: list[Check], run_dir: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"acceptance: {run_dir}")
+    for col in ("day", "check", "result", "value", "threshold", "detail"):
+        table.add_column(col, overflow="fold")
+    for c in checks:
+        table.add_row(
+            c.day,
+            c.name,
+            "[green]PASS[/green]" if c.passed else "[bold red]FAIL[/bold red]",
+            "" if c.value is None else f"{c.value:.6g}",
+            "" if c.threshold is None else f"{c.threshold:.6g}",
+            c.detail,
+        )
+    console = Console(width=max(Console().width, 140))
+    console.print(table)
+    failed = sum(not c.passed for c in checks)
+    console.print(f"{len(checks) - failed}/{len(checks)} checks passed")
+
+
+@click.command("acceptance")
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--min-entropy-bits", type=float, default=AcceptanceConfig.min_state_entropy_bits,
+              show_default=True, help="Floor on the state-histogram entropy.")  # fmt: skip
+@click.option("--pnl-rule", type=click.Choice(["mean", "lower"]), default="mean",
+              show_default=True, help="Pass on mean PnL change >= 0, or on the CI lower bound.")  # fmt: skip
+@click.option("--pnl-interval-s", type=float, default=60.0, show_default=True)
+@click.option("--ci-level", type=float, default=0.95, show_default=True)
+def acceptance_command(
+    run_dir: Path, min_entropy_bits: float, pnl_rule: str, pnl_interval_s: float, ci_level: float
+) -> None:
+    """Per symbol-day acceptance checks on RUN_DIR; writes RUN_DIR/acceptance.json.
+
+    Exit code 0 only if every check passes (1 if any fails, 2 if RUN_DIR cannot be read).
+    """
+    try:
+        cfg = AcceptanceConfig(
+            min_state_entropy_bits=min_entropy_bits,
+            pnl_rule=pnl_rule,
+            pnl_interval_s=pnl_interval_s,
+            ci_level=ci_level,
+        )
+        passed, checks = run_acceptance(run_dir, cfg)
+    except (RunDirError, ValueError) as exc:
+        click.echo(f"nhmm acceptance: {exc}", err=True)
+        raise SystemExit(2) from exc
+    _print_table(checks, run_dir)
+    if not passed:
+        raise SystemExit(1)

@@ -1,0 +1,345 @@
+"""``nhmm report RUN_DIR``: one self-contained HTML page, ``RUN_DIR/report.html``.
+
+Price with a regime-coloured background, posterior stacked area, PnL and drawdown, the drift
+score with adapting spans, guardrail counts, the empirical state-transition heatmap and the
+state histogram, drawn with Matplotlib and embedded as base64 PNG, plus the summary numbers, the
+per-day adaptation results and ``acceptance.json`` when present. The page fetches nothing: every
+image is a ``data:`` URI and the style is inline.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import html
+import io
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+import pyarrow as pa
+
+from ops.acceptance import RunDirError, load_run
+
+__all__ = ["MAX_POINTS", "render_report", "report_command", "transition_matrix"]
+
+#: Timeline rows drawn per chart at most (longer runs are strided; the statistics use every row).
+MAX_POINTS = 4000
+NO_STATE_COLOUR = "#d9d9d9"
+SUMMARY_KEYS = (
+    "symbol",
+    "days",
+    "symbol_days",
+    "model_version",
+    "net_pnl",
+    "fees",
+    "sharpe",
+    "max_drawdown",
+    "trades",
+    "turnover",
+    "samples",
+    "decisions",
+    "entries",
+    "orders_submitted",
+    "events",
+    "events_per_s",
+    "wall_s",
+    "trading_enabled",
+)
+
+
+def transition_matrix(states: np.ndarray, days: np.ndarray, k: int) -> np.ndarray:
+    """Row-normalised counts of ``state[t] -> state[t+1]`` within each day (rows with no
+    result, state < 0, are skipped; a row with no transitions stays zero).
+
+    >>> transition_matrix(np.array([0, 0, 1, 1]), np.array(["d"] * 4), 2)
+    array([[0.5, 0.5],
+           [0. , 1. ]])
+    """
+    s = np.asarray(states)
+    if len(s) < 2:
+        return np.zeros((k, k))
+    a, b = s[:-1], s[1:]
+    keep = (a >= 0) & (b >= 0) & (np.asarray(days)[:-1] == np.asarray(days)[1:])
+    counts = np.zeros((k, k))
+    np.add.at(counts, (a[keep], b[keep]), 1.0)
+    totals = counts.sum(axis=1, keepdims=True)
+    return np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
+
+
+def _state_colours(k: int) -> list[str]:
+    from matplotlib import colormaps
+    from matplotlib.colors import to_hex
+
+    cmap = colormaps["tab10"] if k <= 10 else colormaps["tab20"]
+    return [to_hex(cmap(i % cmap.N)) for i in range(k)]
+
+
+def _png(fig: Any) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _posterior_matrix(column: pa.ChunkedArray, rows: np.ndarray, k: int) -> np.ndarray:
+    """``rows x k`` posteriors; rows without a result (empty list) are zeros."""
+    out = np.zeros((len(rows), k))
+    for i, p in enumerate(column.take(pa.array(rows)).to_pylist()):
+        if p:
+            out[i, : len(p)] = np.nan_to_num(np.asarray(p, dtype=np.float64)[:k])
+    return out
+
+
+def _figures(run: Any) -> list[tuple[str, str]]:
+    """``(title, base64 PNG)`` for every chart."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib import dates as mdates
+    from matplotlib.colors import BoundaryNorm, ListedColormap
+    from matplotlib.figure import Figure
+
+    tl = run.timeline
+    n = tl.num_rows
+    ts = tl.column("ts").to_numpy()
+    states = tl.column("state").to_numpy().astype(np.int64)
+    lengths = tl.column("posterior").combine_chunks().value_lengths().fill_null(0).to_numpy()
+    k = int(max(states.max(initial=-1) + 1, lengths.max(initial=0), 1))
+    colours = _state_colours(k)
+    rows = np.arange(0, n, max(1, math.ceil(n / MAX_POINTS)))
+    x = mdates.date2num(
+        np.asarray(ts[rows], dtype="datetime64[ns]").astype("datetime64[us]").astype(object)
+    )
+    locator = mdates.AutoDateLocator()
+    fmt = mdates.ConciseDateFormatter(locator)
+    figs: list[tuple[str, str]] = []
+
+    def _time_axis(ax: Any) -> None:
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(fmt)
+        ax.grid(alpha=0.3)
+
+    # price over regimes
+    fig = Figure(figsize=(12, 3.4))
+    ax = fig.subplots()
+    mid = tl.column("mid").to_numpy()[rows] if "mid" in tl.column_names else np.zeros(len(rows))
+    if len(rows):
+        lo, hi = float(np.nanmin(mid)), float(np.nanmax(mid))
+        pad = (hi - lo) * 0.05 or max(abs(hi) * 1e-4, 1e-9)
+        step = float(np.median(np.diff(x))) if len(x) > 1 else 1.0 / 1440
+        edges = np.r_[x, x[-1] + step]
+        cmap = ListedColormap([NO_STATE_COLOUR, *colours])
+        norm = BoundaryNorm(np.arange(-1.5, k + 0.5), cmap.N)
+        ax.pcolormesh(edges, [lo - pad, hi + pad], states[rows][None, :], cmap=cmap, norm=norm,
+                      alpha=0.35, shading="flat", rasterized=True)  # fmt: skip
+        ax.plot(x, mid, color="black", linewidth=0.8)
+        ax.set_ylim(lo - pad, hi + pad)
+        handles = [matplotlib.patches.Patch(color=c, alpha=0.5, label=f"state {i}")
+                   for i, c in enumerate(colours)]  # fmt: skip
+        ax.legend(handles=handles, loc="upper left", fontsize=8, ncol=k)
+    ax.set_ylabel("mid")
+    _time_axis(ax)
+    figs.append(("Price and filtered regime", _png(fig)))
+
+    # posterior stacked area
+    fig = Figure(figsize=(12, 2.8))
+    ax = fig.subplots()
+    if len(rows):
+        post = _posterior_matrix(tl.column("posterior"), rows, k)
+        ax.stackplot(x, post.T, colors=colours, labels=[f"state {i}" for i in range(k)])
+        ax.legend(loc="upper left", fontsize=8, ncol=k)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("posterior")
+    _time_axis(ax)
+    figs.append(("Filtered posterior", _png(fig)))
+
+    # PnL and drawdown
+    fig = Figure(figsize=(12, 4.0))
+    ax1, ax2 = fig.subplots(2, 1, sharex=True, height_ratios=[2, 1])
+    if "pnl" in tl.column_names:
+        pnl_all = tl.column("pnl").to_numpy().astype(np.float64)
+    else:
+        eq = tl.column("equity").to_numpy().astype(np.float64)
+        pnl_all = eq - eq[0] if n else eq
+    dd_all = np.maximum.accumulate(pnl_all) - pnl_all if n else pnl_all
+    ax1.plot(x, pnl_all[rows], color="#1f77b4", linewidth=1.0)
+    ax1.axhline(0.0, color="grey", linewidth=0.6)
+    ax1.set_ylabel("PnL (quote, after fees)")
+    ax2.fill_between(x, -dd_all[rows], 0.0, color="#d62728", alpha=0.5, linewidth=0)
+    ax2.set_ylabel("drawdown")
+    for ax in (ax1, ax2):
+        _time_axis(ax)
+    figs.append(("PnL and drawdown", _png(fig)))
+
+    if "drift" in tl.column_names:
+        fig = Figure(figsize=(12, 2.4))
+        ax = fig.subplots()
+        drift = tl.column("drift").take(pa.array(rows)).to_numpy(zero_copy_only=False)
+        ax.plot(x, np.asarray(drift, dtype=np.float64), color="#9467bd", linewidth=0.8)
+        if "adapting" in tl.column_names:
+            adapting = (
+                tl.column("adapting")
+                .take(pa.array(rows))
+                .fill_null(False)
+                .to_numpy(zero_copy_only=False)
+            )
+            ax.fill_between(x, 0, 1, where=adapting.astype(bool), color="#ff7f0e", alpha=0.25,
+                            transform=ax.get_xaxis_transform(), label="adapting")  # fmt: skip
+            ax.legend(loc="upper left", fontsize=8)
+        ax.set_ylabel("drift score")
+        _time_axis(ax)
+        figs.append(("Drift monitor", _png(fig)))
+
+    # guardrail counts, transition heatmap, state histogram side by side
+    fig = Figure(figsize=(12, 3.6))
+    axg, axt, axh = fig.subplots(1, 3, width_ratios=[1.2, 1, 1])
+    counts = {str(r): int(v) for r, v in (run.guardrails or {}).items()}
+    names = sorted(counts, key=lambda r: (r == "OK", r))
+    bars = axg.barh(names, [counts[r] for r in names],
+                    color=["#2ca02c" if r == "OK" else "#ff7f0e" for r in names])  # fmt: skip
+    axg.bar_label(bars, fontsize=7, padding=2)
+    axg.set_title("guardrail verdicts", fontsize=10)
+    axg.tick_params(labelsize=8)
+    trans = transition_matrix(states, run.days, k)
+    im = axt.imshow(trans, cmap="viridis", vmin=0.0, vmax=1.0)
+    for i in range(k):
+        for j in range(k):
+            axt.text(j, i, f"{trans[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                     color="white" if trans[i, j] < 0.6 else "black")  # fmt: skip
+    axt.set_xticks(range(k))
+    axt.set_yticks(range(k))
+    axt.set_xlabel("to state")
+    axt.set_ylabel("from state")
+    axt.set_title("empirical transitions", fontsize=10)
+    fig.colorbar(im, ax=axt, fraction=0.046)
+    hist = np.bincount(states[states >= 0], minlength=k)[:k]
+    axh.bar(range(k), hist, color=colours)
+    axh.set_xticks(range(k))
+    axh.set_xlabel("state")
+    axh.set_title(f"state histogram ({int((states < 0).sum())} rows without a result)",
+                  fontsize=10)  # fmt: skip
+    fig.tight_layout()
+    figs.append(("Guardrails, transitions, states", _png(fig)))
+    return figs
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    if isinstance(v, list):
+        return ", ".join(map(str, v))
+    return "" if v is None else str(v)
+
+
+def _summary_html(summary: dict[str, Any] | None) -> str:
+    if summary is None:
+        return "<p>summary.json missing</p>"
+    rows = "".join(
+        f"<tr><th>{html.escape(k)}</th><td>{html.escape(_fmt(summary[k]))}</td></tr>"
+        for k in SUMMARY_KEYS
+        if k in summary
+    )
+    return f'<table class="kv">{rows}</table>'
+
+
+def _adaptation_html(adaptation: dict[str, Any] | None) -> str:
+    if adaptation is None:
+        return "<p>adaptation.json missing</p>"
+    head = "<tr><th>day</th><th>drift samples</th><th>max KL</th><th>drifted</th>"
+    head += "<th>adapting</th><th>partial_fit</th><th>held-out ll before → after</th></tr>"
+    body = []
+    for e in adaptation.get("days", []):
+        d = e.get("drift") or {}
+        pf = e.get("partial_fit") or {}
+        fit = pf.get("error") or f"{'accepted' if pf.get('accepted') else 'rejected'}"
+        fit += f" ({pf.get('reason')}, n={pf.get('n_samples')})" if not pf.get("error") else ""
+        ll = f"{_fmt(pf.get('heldout_ll_before'))} → {_fmt(pf.get('heldout_ll_after'))}"
+        cells = [e.get("day"), d.get("n_samples"), d.get("max_kl"), d.get("drifted"),
+                 d.get("adapting"), fit, ll]  # fmt: skip
+        body.append("<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in cells) + "</tr>")
+    return f'<table class="grid">{head}{"".join(body)}</table>'
+
+
+def _acceptance_html(path: Path) -> str:
+    if not path.exists():
+        return "<p>No acceptance.json: run <code>nhmm acceptance RUN_DIR</code> first.</p>"
+    try:
+        doc = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise RunDirError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from exc
+    head = "<tr><th>day</th><th>check</th><th>result</th><th>value</th><th>threshold</th>"
+    head += "<th>detail</th></tr>"
+    body = []
+    for c in doc.get("checks", []):
+        ok = bool(c.get("passed"))
+        cells = [c.get("day"), c.get("name"), "PASS" if ok else "FAIL", c.get("value"),
+                 c.get("threshold"), c.get("detail")]  # fmt: skip
+        tds = "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in cells)
+        body.append(f'<tr class="{"pass" if ok else "fail"}">{tds}</tr>')
+    verdict = "ALL PASS" if doc.get("passed") else f"{doc.get('n_failed', '?')} FAILED"
+    cls = "pass" if doc.get("passed") else "fail"
+    return (
+        f'<p class="{cls}"><b>{html.escape(verdict)}</b></p>'
+        f'<table class="grid">{head}{"".join(body)}</table>'
+    )
+
+
+_CSS = """
+body { font-family: sans-serif; margin: 16px 24px; color: #222; background: #fff; }
+h1 { font-size: 20px; } h2 { font-size: 16px; margin-top: 24px; }
+table { border-collapse: collapse; font-size: 12px; }
+th, td { border: 1px solid #ccc; padding: 2px 8px; text-align: left; }
+table.kv th { background: #f3f3f3; }
+tr.pass td:nth-child(3), p.pass { color: #1a7f37; }
+tr.fail td:nth-child(3), p.fail { color: #c62828; }
+tr.fail { background: #fdecea; }
+img { max-width: 100%; display: block; }
+"""
+
+
+def render_report(run_dir: str | Path) -> Path:
+    """Write ``RUN_DIR/report.html`` (atomically) and return its path."""
+    run = load_run(run_dir)
+    if run.timeline.num_rows == 0:
+        raise RunDirError(f"{run.root / 'timeline.parquet'}: no rows to plot")
+    figs = _figures(run)
+    title = f"nautilus-hmm backtest: {run.root.name}"
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+        f"<p>generated {datetime.datetime.now(datetime.UTC).isoformat(timespec='seconds')} "
+        f"from {html.escape(str(run.root.resolve()))}</p>",
+        "<h2>Summary</h2>",
+        _summary_html(run.summary),
+        "<h2>Acceptance</h2>",
+        _acceptance_html(run.root / "acceptance.json"),
+        "<h2>Adaptation (drift monitor and partial_fit per day)</h2>",
+        _adaptation_html(run.adaptation),
+    ]
+    for name, b64 in figs:
+        parts.append(f"<h2>{html.escape(name)}</h2>")
+        parts.append(f'<img alt="{html.escape(name)}" src="data:image/png;base64,{b64}">')
+    parts.append("</body></html>")
+    out = run.root / "report.html"
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text("\n".join(parts), encoding="utf-8")
+    os.replace(tmp, out)
+    return out
+
+
+@click.command("report")
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+def report_command(run_dir: Path) -> None:
+    """Render RUN_DIR/report.html: one self-contained page (charts inline, no network)."""
+    try:
+        out = render_report(run_dir)
+    except RunDirError as exc:
+        click.echo(f"nhmm report: {exc}", err=True)
+        raise SystemExit(2) from exc
+    click.echo(f"wrote {out} ({out.stat().st_size / 1024:.0f} KiB)")
