@@ -1,9 +1,12 @@
 """Drift monitoring: live feature histograms against the bundle's training histograms (KL), and
 ADWIN (river) on the per-sample log-likelihood ``log p(x_t | x_<t)``.
 
-A monitor sees the samples one replica served; ``max_kl`` is reported once ``min_samples``
+A monitor sees the samples of one model version; ``max_kl`` is reported once ``min_samples``
 live samples are in the window, ``adapting`` once ADWIN has flagged a change in the
 log-likelihood stream (it stays set until :meth:`DriftMonitor.reset`, e.g. after a refit).
+``triggered`` (any KL over threshold, or an ADWIN change to a level ``loglik_drop`` nats below
+the monitor's baseline) is what starts an adaptation; the window
+(:meth:`DriftMonitor.window`) is what it refits on.
 
 >>> kl_divergence(np.array([0.5, 0.5]), np.array([0.5, 0.5]))
 0.0
@@ -37,12 +40,15 @@ class DriftConfig:
     alpha: float = 0.5
     kl_threshold: float = 0.5
     adwin_delta: float = 0.002
+    loglik_drop: float = 3.0
 
     def __post_init__(self) -> None:
         if self.window < 1 or not 1 <= self.min_samples <= self.window:
             raise ValueError("DriftConfig: need window >= 1 and 1 <= min_samples <= window")
         if self.alpha <= 0 or self.kl_threshold <= 0 or not 0 < self.adwin_delta < 1:
             raise ValueError("DriftConfig: alpha, kl_threshold > 0 and adwin_delta in (0, 1)")
+        if self.loglik_drop <= 0:
+            raise ValueError("DriftConfig: loglik_drop must be > 0 (nats per sample)")
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,10 @@ class DriftReport:
     loglik_changes: int
     loglik_mean: float | None
     adapting: bool
+    score: float = 0.0
+    triggered: bool = False
+    reasons: tuple[str, ...] = ()
+    loglik_ref: float | None = None
 
 
 class DriftMonitor:
@@ -84,6 +94,7 @@ class DriftMonitor:
         self._adwin = river_drift.ADWIN(delta=self.config.adwin_delta)
         self.n_samples = 0
         self.loglik_changes = 0
+        self._ref_sum = 0.0
 
     def update(self, x: np.ndarray, loglik: float) -> None:
         """Add one served sample (features as inferred) and its log-likelihood."""
@@ -91,7 +102,27 @@ class DriftMonitor:
         self._adwin.update(float(loglik))
         if self._adwin.drift_detected:
             self.loglik_changes += 1
+        if self.n_samples < self.config.min_samples:
+            self._ref_sum += float(loglik)
         self.n_samples += 1
+
+    @property
+    def loglik_ref(self) -> float | None:
+        """Mean log-likelihood of the first ``min_samples`` samples (the monitor's baseline)."""
+        if self.n_samples < self.config.min_samples:
+            return None
+        return self._ref_sum / self.config.min_samples
+
+    def loglik_dropped(self) -> bool:
+        """ADWIN saw a change and its current level is ``loglik_drop`` nats below the
+        baseline: the model explains recent data worse (regime switches inside the training
+        distribution move the level too, but not that far)."""
+        ref = self.loglik_ref
+        return (
+            self.loglik_changes > 0
+            and ref is not None
+            and ref - float(self._adwin.estimation) > self.config.loglik_drop
+        )
 
     @property
     def adapting(self) -> bool:
@@ -114,8 +145,24 @@ class DriftMonitor:
         kl = self.kl()
         return max(kl.values()) if kl else None
 
+    def window(self) -> np.ndarray:
+        """The recent feature rows (the ring buffer, oldest first), ``(n_window, n_features)``."""
+        if not self._rows:
+            return np.empty((0, len(self.names)))
+        return np.vstack(self._rows)
+
+    def reasons(self, kl: dict[str, float] | None = None) -> tuple[str, ...]:
+        """Why this window counts as drifted: ``kl:<feature>`` over threshold, ``adwin:loglik``
+        (:meth:`loglik_dropped`)."""
+        kl = self.kl() if kl is None else kl
+        out = [f"kl:{n}" for n, v in sorted(kl.items()) if v > self.config.kl_threshold]
+        if self.loglik_dropped():
+            out.append("adwin:loglik")
+        return tuple(out)
+
     def report(self) -> DriftReport:
         kl = self.kl()
+        reasons = self.reasons(kl)
         return DriftReport(
             n_samples=self.n_samples,
             n_window=len(self._rows),
@@ -125,4 +172,8 @@ class DriftMonitor:
             loglik_changes=self.loglik_changes,
             loglik_mean=float(self._adwin.estimation) if self.n_samples else None,
             adapting=self.adapting,
+            score=max(kl.values()) if kl else 0.0,
+            triggered=bool(reasons),
+            reasons=reasons,
+            loglik_ref=self.loglik_ref,
         )

@@ -61,7 +61,7 @@ class InferenceResult:
     action: str
     score: float
     adapting: bool
-    drift: float | None
+    drift: float
     loglik: float
 
     def to_dict(self) -> dict[str, Any]:
@@ -78,7 +78,7 @@ class InferenceResult:
             action=str(d["action"]),
             score=float(d["score"]),
             adapting=bool(d["adapting"]),
-            drift=None if d.get("drift") is None else float(d["drift"]),
+            drift=float(d.get("drift") or 0.0),
             loglik=float(d["loglik"]),
         )
 
@@ -103,7 +103,9 @@ class InferenceModel:
     """A loaded bundle ready to infer: schema check, filter step, policy head, decision.
 
     ``version`` is the registry version id (default ``local-<bundle id[:8]>``). ``adapting`` and
-    ``drift`` are reported with every result; a drift monitor or partial-fit job sets them.
+    ``drift`` (overall score, 0.0 until known) are reported with every result; a drift monitor
+    sets them. While adapting, the returned confidence is the raw one times
+    ``confidence_factor`` (1.0 by default; the Serve app sets ``adapt_confidence_factor``).
     """
 
     def __init__(self, bundle: ModelBundle, version: str | None = None) -> None:
@@ -121,7 +123,8 @@ class InferenceModel:
             version = f"local-{verify_files(bundle_files(bundle)).bundle_id[:8]}"
         self.version = version
         self.adapting = False
-        self.drift: float | None = None
+        self.drift: float = 0.0
+        self.confidence_factor = 1.0
 
     @property
     def n_states(self) -> int:
@@ -165,8 +168,17 @@ class InferenceModel:
         features: Sequence[float] | np.ndarray,
         prev_log_posterior: Sequence[float] | np.ndarray | None,
         schema_version: str,
+        adapting: bool | None = None,
+        drift: float | None = None,
     ) -> InferenceResult:
-        """One causal step from ``prev_log_posterior`` (``None``: sequence start)."""
+        """One causal step from ``prev_log_posterior`` (``None``: sequence start).
+
+        ``adapting``/``drift`` override the model's own state for this call (the Serve ingress
+        passes its drift monitor's view); while adapting, confidence is scaled by
+        ``confidence_factor``.
+        """
+        adapting = self.adapting if adapting is None else adapting
+        drift = self.drift if drift is None else drift
         x, log_prev = self.validate(features, prev_log_posterior, schema_version)
         try:
             step = self.filter.step(x, log_prev)
@@ -179,10 +191,10 @@ class InferenceModel:
             state=int(step.state),
             posterior=[float(v) for v in step.posterior],
             log_posterior=[float(v) for v in np.maximum(step.log_posterior, LOG_FLOOR)],
-            confidence=float(step.confidence),
+            confidence=float(step.confidence) * (self.confidence_factor if adapting else 1.0),
             action=action,
             score=float(score),
-            adapting=bool(self.adapting),
-            drift=None if self.drift is None else float(self.drift),
+            adapting=bool(adapting),
+            drift=float(drift),
             loglik=float(step.loglik),
         )

@@ -66,7 +66,7 @@ class InferResponse(BaseModel):
     action: Literal["buy", "sell", "flat"]
     score: float
     adapting: bool
-    drift: float | None
+    drift: float
     loglik: float
 
 
@@ -135,3 +135,58 @@ class PartialFitResponse(BaseModel):
     heldout_ll_before: float | None
     heldout_ll_after: float | None
     n_samples: int
+    promoted: bool = False
+    fit_ms: float | None = None
+    total_ms: float | None = None
+
+
+class TrainRequest(BaseModel):
+    """``POST /v1/train``: arguments appended to the configured ``nhmm sweep`` command."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    args: list[str] = Field(default_factory=list, max_length=256)
+    submission_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+class TrainResponse(BaseModel):
+    """The Ray job running the sweep: its id, status and the command it runs."""
+
+    job_id: str
+    status: str
+    entrypoint: str
+    message: str | None = None
+
+
+class AdaptationRecord(BaseModel):
+    """One drift-triggered adaptation: when, from which version, to which child, and why."""
+
+    time: str
+    parent: str
+    alias: str | None
+    child: str | None
+    accepted: bool
+    promoted: bool
+    reason: str
+    triggers: list[str]
+    scores: dict[str, Any]
+    n_rows: int
+    fit_ms: float | None = None
+
+
+class DriftResponse(BaseModel):
+    """``GET /v1/drift``: the version's drift report and the adaptation history."""
+
+    model_version: str
+    n_samples: int
+    n_window: int
+    kl: dict[str, float]
+    max_kl: float | None
+    drifted: list[str]
+    loglik_changes: int
+    loglik_mean: float | None
+    adapting: bool
+    drift: float
+    triggers: list[str]
+    auto_adapt: bool
+    history: list[AdaptationRecord]

@@ -73,16 +73,24 @@ def local_serve(
     args: dict[str, Any] | None = None,
     num_cpus: int = 2,
     app_name: str = "nhmm",
+    address: str | None = None,
 ) -> Iterator[str]:
-    """Embedded local Ray + Serve running :func:`serving.app.build_app` on a free loopback port;
-    yields ``http://127.0.0.1:PORT`` and shuts both down on exit."""
+    """Ray + Serve running :func:`serving.app.build_app` on a free loopback port; yields
+    ``http://127.0.0.1:PORT`` and shuts Serve down (and disconnects) on exit.
+
+    Embedded local Ray by default; ``address`` connects to a running Ray instead (e.g. a
+    ``ray start --head`` with a dashboard for jobs and a metrics export port).
+    """
     import ray
     from ray import serve
 
     from serving.app import build_app
 
     port = free_port()
-    ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+    if address is None:
+        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+    else:
+        ray.init(address=address, log_to_driver=False)
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": port})
         serve.run(

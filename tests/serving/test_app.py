@@ -35,7 +35,7 @@ def http(server: str) -> Iterator[httpx.Client]:
 
 
 def whoami() -> dict[str, Any]:
-    return serve.get_deployment_handle("ModelServer", APP).whoami.remote().result()
+    return serve.get_deployment_handle("Ingress", APP).whoami.remote().result()
 
 
 def local_model(registry_root: Path, ref: str) -> InferenceModel:
@@ -242,13 +242,25 @@ def test_drift_report_is_fed_by_served_traffic(
         items = [{"features": x}] * 16
         r = http.post("/v1/infer", json={"schema_version": V1, "items": items})
         assert r.status_code == 200, r.text
-    r = http.get("/v1/drift", params={"model": "live"})
-    assert r.status_code == 200, r.text
-    body = r.json()
+    deadline = time.monotonic() + 20.0
+    while True:  # the ingress feeds the drift monitor asynchronously, in batches
+        r = http.get("/v1/drift", params={"model": "live"})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        if body["n_samples"] >= before + 256 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert body["model_version"] == live and body["n_samples"] == before + 256
     assert set(body["kl"]) == set(reg.load(live).feature_schema().names)
     assert all(np.isfinite(v) and v >= 0 for v in body["kl"].values())
     assert body["max_kl"] > 1.0 and len(body["drifted"]) >= 5
+    assert body["drift"] == body["max_kl"] and body["adapting"] and not body["auto_adapt"]
+    assert body["history"] == []  # auto_adapt is off: nothing refits behind our back
+    # later results carry the monitor's view: adapting, drift score, scaled confidence
+    r = http.post("/v1/infer", json={"schema_version": V1, "features": x}).json()
+    raw = local_model(registry_root, live).infer(x, None, V1)
+    assert r["adapting"] is True and r["drift"] > 1.0
+    assert r["confidence"] == raw.confidence * 0.5 and r["posterior"] == raw.posterior
     assert http.get("/v1/drift", params={"model": "nosuch"}).status_code == 404
 
 

@@ -33,7 +33,7 @@ def test_in_distribution_quiet_shifted_drifts(bundles) -> None:
     quiet = mon.report()
     assert set(quiet.kl) == set(bundle.feature_schema().names)
     assert quiet.max_kl is not None and quiet.max_kl < 0.2 and quiet.drifted == []
-    assert not quiet.adapting and quiet.n_window == 600
+    assert not quiet.adapting and quiet.n_window == 600 and not quiet.triggered
 
     shifted = X[900:1500].copy()
     shifted[:, 2] += 4.0  # one feature moves far from training
@@ -42,8 +42,23 @@ def test_in_distribution_quiet_shifted_drifts(bundles) -> None:
     name = bundle.feature_schema().names[2]
     assert loud.drifted == [name] and loud.kl[name] > 1.0
     assert loud.adapting and loud.loglik_changes >= 1  # log-likelihood fell: ADWIN saw it
+    assert loud.triggered and loud.reasons == (f"kl:{name}", "adwin:loglik")
+    assert loud.loglik_ref is not None and loud.loglik_mean < loud.loglik_ref - 3.0
+    assert loud.score == loud.max_kl
+    np.testing.assert_array_equal(mon.window(), shifted)  # the ring buffer: the last 600 rows
     mon.reset()
-    assert mon.report().n_samples == 0 and not mon.adapting
+    assert mon.report().n_samples == 0 and not mon.adapting and mon.window().shape == (0, 10)
+
+
+def test_in_distribution_regime_switches_do_not_trigger(bundles) -> None:
+    """ADWIN sees the level move as regimes switch; only a drop below baseline counts."""
+    bundle, X = bundles[0]
+    model = InferenceModel(bundle)
+    mon = DriftMonitor(bundle, DriftConfig(window=400, min_samples=150))
+    for x in X:
+        mon.update(x, model.infer(x, None, "FEATURES_V1").loglik)
+    rep = mon.report()
+    assert not rep.triggered and rep.reasons == () and rep.drifted == []
 
 
 def test_bad_config_and_missing_histograms(bundles) -> None:

@@ -38,7 +38,7 @@ def test_chained_steps_equal_the_forward_filter_and_policy(model, bundles) -> No
         assert r.loglik == pytest.approx(run.loglik[t], abs=1e-7)
         assert r.action == ("sell", "flat", "buy")[actions[t]]
         assert r.score == pytest.approx(scores[t], abs=1e-5)
-        assert r.model_version == "v0001-test" and not r.adapting and r.drift is None
+        assert r.model_version == "v0001-test" and not r.adapting and r.drift == 0.0
         assert min(r.log_posterior) >= LOG_FLOOR
     assert {"buy", "sell", "flat"} & {("sell", "flat", "buy")[a] for a in actions}
 
@@ -52,6 +52,26 @@ def test_stateless_same_input_same_answer(model, bundles) -> None:
     b = model.infer(x, prev, "FEATURES_V1")
     assert a == b
     assert a != first  # the carried posterior matters: the transition matrix is used
+
+
+def test_adapting_scales_confidence_only(bundles) -> None:
+    m = InferenceModel(bundles[0][0], version="v0001-test")
+    x = bundles[0][1][5]
+    plain = m.infer(x, None, "FEATURES_V1")
+    same = m.infer(x, None, "FEATURES_V1", adapting=True, drift=2.5)  # factor 1.0
+    assert same.confidence == plain.confidence and same.adapting
+    m.confidence_factor = 0.25
+    r = m.infer(x, None, "FEATURES_V1", adapting=True, drift=2.5)
+    assert r.adapting and r.drift == 2.5 and r.confidence == plain.confidence * 0.25
+    assert (r.posterior, r.state, r.action, r.score) == (
+        plain.posterior,
+        plain.state,
+        plain.action,
+        plain.score,
+    )
+    m.adapting, m.drift = True, 1.0  # the model's own state, used when no override is given
+    assert m.infer(x, None, "FEATURES_V1").confidence == plain.confidence * 0.25
+    assert m.infer(x, None, "FEATURES_V1", adapting=False).confidence == plain.confidence
 
 
 def test_result_round_trips_through_json(model, bundles) -> None:

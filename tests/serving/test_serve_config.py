@@ -8,7 +8,7 @@ import pytest
 import yaml
 from ray.serve.schema import ServeDeploySchema
 
-from serving.app import AppArgs, ModelServer, build_app
+from serving.app import AppArgs, DriftServer, Ingress, PartialFitServer, build_app
 
 CONFIG = Path(__file__).resolve().parents[2] / "serving" / "serve_config.yaml"
 
@@ -19,12 +19,17 @@ def test_config_validates_offline_and_names_our_app() -> None:
     (app,) = schema.applications
     assert app.import_path == "serving.app:build_app" and app.route_prefix == "/"
     args = AppArgs(**app.args)  # every arg is one build_app knows
-    assert args.model_num_cpus < 1 and args.ingress_num_cpus < 1
+    assert args.ingress_num_cpus < 1 and not args.auto_adapt
     deployments = {d.name: d for d in app.deployments}
-    assert set(deployments) == {"Ingress", "ModelServer"}
+    assert set(deployments) == {Ingress.name, DriftServer.name, PartialFitServer.name}
     for d in deployments.values():
         assert 0 < d.ray_actor_options.num_cpus < 1
-    assert deployments["ModelServer"].num_replicas == args.model_replicas
+    assert deployments["Ingress"].num_replicas == args.ingress_replicas
+    assert deployments["Ingress"].ray_actor_options.num_cpus == args.ingress_num_cpus
+    # stateful deployments: one replica each
+    assert (
+        deployments["DriftServer"].num_replicas == deployments["PartialFitServer"].num_replicas == 1
+    )
 
 
 def test_build_app_needs_a_registry(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -35,7 +40,8 @@ def test_build_app_needs_a_registry(monkeypatch: pytest.MonkeyPatch, tmp_path: P
         build_app({"registry": str(tmp_path), "bogus": 1})
     monkeypatch.setenv("NHMM_REGISTRY", str(tmp_path))
     assert build_app({}) is not None
-    assert ModelServer.name == "ModelServer"
+    with pytest.raises(ValueError, match="adapt_confidence_factor"):
+        build_app({"adapt_confidence_factor": 1.5})
 
 
 def test_invalid_config_is_refused() -> None:
