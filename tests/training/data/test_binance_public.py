@@ -14,15 +14,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
-from nautilus_trader.backtest.engine import BacktestEngine, BacktestEngineConfig
-from nautilus_trader.common.actor import Actor
-from nautilus_trader.config import DataEngineConfig, LoggingConfig
-from nautilus_trader.model.currencies import USDT
-from nautilus_trader.model.data import BarType, OrderBookDeltas
-from nautilus_trader.model.enums import AccountType, BookType, OmsType
-from nautilus_trader.model.identifiers import InstrumentId, Venue
-from nautilus_trader.model.objects import Money
+from nautilus_trader.model.data import BarType
 
+from tests.replay import replayed
 from training.data.binance_public import (
     DataFileError,
     depth_deltas,
@@ -475,21 +469,6 @@ def test_unknown_symbol_names_the_exchange_info_and_writes_nothing(
     assert not out.exists()
 
 
-class _BookProbe(Actor):
-    def __init__(self, instrument_id: InstrumentId) -> None:
-        super().__init__()
-        self.instrument_id = instrument_id
-        self.batches = 0
-        self.deltas = 0
-
-    def on_start(self) -> None:
-        self.subscribe_order_book_deltas(self.instrument_id, book_type=BookType.L2_MBP)
-
-    def on_order_book_deltas(self, deltas: OrderBookDeltas) -> None:
-        self.batches += 1
-        self.deltas += len(deltas.deltas)
-
-
 def test_t_depth_import_replays_in_a_backtest_engine(usdm_ws: dict, tmp_path: Path) -> None:
     report, _ = import_binance(
         list(t_depth_files(tmp_path, usdm_ws)), tmp_path / "cat", name="bt", progress=False
@@ -497,32 +476,11 @@ def test_t_depth_import_replays_in_a_backtest_engine(usdm_ws: dict, tmp_path: Pa
     cat = MarketCatalog(tmp_path / "cat")
     inst = cat.instrument("BTCUSDT-PERP")
     deltas = cat.nautilus.order_book_deltas(instrument_ids=[inst.id.value])
-    engine = BacktestEngine(
-        BacktestEngineConfig(
-            data_engine=DataEngineConfig(buffer_deltas=True),
-            logging=LoggingConfig(log_level="ERROR"),
-        )
-    )
-    try:
-        engine.add_venue(
-            Venue("BINANCE"),
-            oms_type=OmsType.NETTING,
-            account_type=AccountType.MARGIN,
-            starting_balances=[Money(1_000_000, USDT)],
-            book_type=BookType.L2_MBP,
-        )
-        engine.add_instrument(inst)
-        engine.add_data(deltas)
-        probe = _BookProbe(inst.id)
-        engine.add_actor(probe)
-        engine.run()
+    with replayed(inst, "perp", deltas) as (probe, book):
         ev = cat.load("BTCUSDT-PERP", datetime.date(2024, 8, 8)).deltas
         assert probe.deltas == len(ev) == report.deltas
         assert probe.batches == int((ev.flags & F_LAST).astype(bool).sum())
         bids, asks, _ = reference_book(usdm_ws)
-        book = engine.cache.order_book(inst.id)
         assert book.best_bid_price().as_double() == max(bids)
         assert book.best_ask_size().as_double() == asks[min(asks)]
         assert (len(book.bids()), len(book.asks())) == (len(bids), len(asks))
-    finally:
-        engine.dispose()

@@ -10,9 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from nautilus_trader.backtest.engine import BacktestEngine
 from nautilus_trader.backtest.node import BacktestNode
-from nautilus_trader.common.actor import Actor
 from nautilus_trader.config import (
     BacktestDataConfig,
     BacktestEngineConfig,
@@ -21,12 +19,10 @@ from nautilus_trader.config import (
     DataEngineConfig,
     LoggingConfig,
 )
-from nautilus_trader.model.currencies import BTC, USDT
-from nautilus_trader.model.data import OrderBookDelta, OrderBookDeltas, QuoteTick, TradeTick
-from nautilus_trader.model.enums import AccountType, BookType, OmsType
-from nautilus_trader.model.identifiers import InstrumentId, Venue
-from nautilus_trader.model.objects import Money
+from nautilus_trader.model.data import OrderBookDelta, QuoteTick, TradeTick
+from nautilus_trader.model.identifiers import InstrumentId
 
+from tests.replay import replayed
 from training.data.binance_ws import cli, detect_market, import_ws
 from training.data.catalog import MarketCatalog, SymbolDay, book_state
 from training.data.columns import CLEAR, F_LAST, F_SNAPSHOT
@@ -163,57 +159,21 @@ def test_load_equals_nautilus_query(spot_import: tuple[ImportReport, Path]) -> N
     assert [int(t.aggressor_side) for t in trades] == ev.trades.aggressor.tolist()
 
 
-class _BookProbe(Actor):
-    def __init__(self, instrument_id: InstrumentId) -> None:
-        super().__init__()
-        self.instrument_id = instrument_id
-        self.batches = 0
-        self.deltas = 0
-
-    def on_start(self) -> None:
-        self.subscribe_order_book_deltas(self.instrument_id, book_type=BookType.L2_MBP)
-
-    def on_order_book_deltas(self, deltas: OrderBookDeltas) -> None:
-        self.batches += 1
-        self.deltas += len(deltas.deltas)
-
-
 def test_a_day_replays_alone_in_a_backtest_engine(spot_import: tuple[ImportReport, Path]) -> None:
     cat = MarketCatalog(spot_import[0].extra["catalog"])
     inst = cat.instrument("BTCUSDT")
     sd = SymbolDay(inst.id.value, DAY9)
     deltas = cat.nautilus.query(OrderBookDelta, files=[str(cat.files(sd)["order_book_deltas"])])
-    engine = BacktestEngine(
-        BacktestEngineConfig(
-            data_engine=DataEngineConfig(buffer_deltas=True),
-            logging=LoggingConfig(log_level="ERROR"),
-        )
-    )
-    try:
-        engine.add_venue(
-            Venue("BINANCE"),
-            oms_type=OmsType.NETTING,
-            account_type=AccountType.CASH,
-            starting_balances=[Money(1_000_000, USDT), Money(10, BTC)],
-            book_type=BookType.L2_MBP,
-        )
-        engine.add_instrument(inst)
-        engine.add_data(deltas)
-        probe = _BookProbe(inst.id)
-        engine.add_actor(probe)
-        engine.run()
+    with replayed(inst, "spot", deltas) as (probe, book):
         ev = cat.load("BTCUSDT", DAY9)
         assert probe.deltas == len(ev.deltas)
         assert probe.batches == int((ev.deltas.flags & F_LAST).astype(bool).sum())
-        book = engine.cache.order_book(inst.id)
         side, price, size = book_state(ev.deltas)
         assert book.best_bid_price().as_double() == price[side == 1][0]
         assert book.best_bid_size().as_double() == size[side == 1][0]
         assert book.best_ask_price().as_double() == price[side == 2][0]
         assert book.best_ask_size().as_double() == size[side == 2][0]
         assert (len(book.bids()), len(book.asks())) == ((side == 1).sum(), (side == 2).sum())
-    finally:
-        engine.dispose()
 
 
 def test_dropped_depth_message_is_a_gap(ws_dir: Path, tmp_path: Path) -> None:

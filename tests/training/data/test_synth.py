@@ -11,15 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from nautilus_trader.backtest.engine import BacktestEngine, BacktestEngineConfig
-from nautilus_trader.common.actor import Actor
-from nautilus_trader.config import DataEngineConfig, LoggingConfig
-from nautilus_trader.model.currencies import BTC, USDT
-from nautilus_trader.model.data import OrderBookDeltas, TradeTick
-from nautilus_trader.model.enums import AccountType, BookType, OmsType
-from nautilus_trader.model.identifiers import InstrumentId, Venue
-from nautilus_trader.model.objects import Money
 
+from tests.replay import replayed
 from training.data.catalog import MarketCatalog, SymbolDay, book_state
 from training.data.columns import ADD, BUY, CLEAR, DELETE, F_LAST, F_SNAPSHOT, SELL, UPDATE
 from training.data.synth import (
@@ -336,24 +329,6 @@ def test_bad_config_names_the_field() -> None:
         SynthConfig(regimes=(bad, *SynthConfig().regimes[1:]))
 
 
-class _Counter(Actor):
-    def __init__(self, instrument_id: InstrumentId) -> None:
-        super().__init__()
-        self.instrument_id = instrument_id
-        self.batches = self.deltas = self.trades = 0
-
-    def on_start(self) -> None:
-        self.subscribe_order_book_deltas(self.instrument_id, book_type=BookType.L2_MBP)
-        self.subscribe_trade_ticks(self.instrument_id)
-
-    def on_order_book_deltas(self, deltas: OrderBookDeltas) -> None:
-        self.batches += 1
-        self.deltas += len(deltas.deltas)
-
-    def on_trade_tick(self, tick: TradeTick) -> None:
-        self.trades += 1
-
-
 @pytest.fixture(scope="module")
 def written(tmp_path_factory: pytest.TempPathFactory) -> tuple[MarketCatalog, SynthConfig]:
     root = tmp_path_factory.mktemp("synth_cat")
@@ -405,37 +380,15 @@ def test_synthetic_day_replays_in_a_nautilus_backtest_engine(
     trades = cat.nautilus.trade_ticks(instrument_ids=[inst.id.value], start=start, end=end)
     ev = cat.load(sd.symbol, sd.day)
     assert len(deltas) == len(ev.deltas) and len(trades) == len(ev.trades)
-    engine = BacktestEngine(
-        BacktestEngineConfig(
-            data_engine=DataEngineConfig(buffer_deltas=True),
-            logging=LoggingConfig(log_level="ERROR"),
-        )
-    )
-    try:
-        engine.add_venue(
-            Venue("BINANCE"),
-            oms_type=OmsType.NETTING,
-            account_type=AccountType.CASH,
-            starting_balances=[Money(1_000_000, USDT), Money(10, BTC)],
-            book_type=BookType.L2_MBP,
-        )
-        engine.add_instrument(inst)
-        engine.add_data(deltas)
-        engine.add_data(trades)
-        probe = _Counter(inst.id)
-        engine.add_actor(probe)
-        engine.run()
+    with replayed(inst, "spot", deltas, trades) as (probe, book):
         assert probe.deltas == len(ev.deltas)
         assert probe.trades == len(ev.trades)
         assert probe.batches == int((ev.deltas.flags & F_LAST).astype(bool).sum())
-        book = engine.cache.order_book(inst.id)
         side, price, size = book_state(ev.deltas)
         assert book.best_bid_price().as_double() == price[side == BUY][0]
         assert book.best_ask_price().as_double() == price[side == SELL][0]
         assert book.best_ask_size().as_double() == size[side == SELL][0]
         assert len(book.bids()) == len(book.asks()) == CFG.levels
-    finally:
-        engine.dispose()
 
 
 def test_cli_prints_the_report_path(tmp_path: Path) -> None:

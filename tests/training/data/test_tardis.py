@@ -10,14 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from nautilus_trader.backtest.engine import BacktestEngine, BacktestEngineConfig
-from nautilus_trader.common.actor import Actor
-from nautilus_trader.config import DataEngineConfig, LoggingConfig
-from nautilus_trader.model.currencies import BTC, USDT
-from nautilus_trader.model.enums import AccountType, BookType, OmsType
-from nautilus_trader.model.identifiers import InstrumentId, Venue
-from nautilus_trader.model.objects import Money
 
+from tests.replay import replayed
 from training.data.binance_public import DataFileError
 from training.data.catalog import MarketCatalog, book_state
 from training.data.cli import data as data_group
@@ -208,43 +202,15 @@ def test_corrupt_row_names_file_line_and_writes_nothing(
     assert not out.exists()
 
 
-class _BookSubscriber(Actor):
-    def __init__(self, instrument_id: InstrumentId) -> None:
-        super().__init__()
-        self.instrument_id = instrument_id
-
-    def on_start(self) -> None:
-        self.subscribe_order_book_deltas(self.instrument_id, book_type=BookType.L2_MBP)
-
-
 def test_tardis_book_replays_in_a_backtest_engine(spot_ws: dict, tmp_path: Path) -> None:
     """UPDATE of a level the book lacks must add it in Nautilus too (Tardis has no ADD)."""
     path = write(tmp_path / "binance_incremental_book_L2.csv", BOOK_HEADER, book_rows(spot_ws))
     import_tardis([path], tmp_path / "cat", progress=False)
     cat = MarketCatalog(tmp_path / "cat")
     inst = cat.instrument("BTCUSDT")
-    engine = BacktestEngine(
-        BacktestEngineConfig(
-            data_engine=DataEngineConfig(buffer_deltas=True),
-            logging=LoggingConfig(log_level="ERROR"),
-        )
-    )
-    try:
-        engine.add_venue(
-            Venue("BINANCE"),
-            oms_type=OmsType.NETTING,
-            account_type=AccountType.CASH,
-            starting_balances=[Money(1_000_000, USDT), Money(10, BTC)],
-            book_type=BookType.L2_MBP,
-        )
-        engine.add_instrument(inst)
-        engine.add_data(cat.nautilus.order_book_deltas(instrument_ids=[inst.id.value]))
-        engine.add_actor(_BookSubscriber(inst.id))
-        engine.run()
-        book = engine.cache.order_book(inst.id)
+    deltas = cat.nautilus.order_book_deltas(instrument_ids=[inst.id.value])
+    with replayed(inst, "spot", deltas) as (_, book):
         bids, asks = reference_book(spot_ws)
         assert book.best_bid_price().as_double() == max(bids)
         assert book.best_ask_price().as_double() == min(asks)
         assert (len(book.bids()), len(book.asks())) == (len(bids), len(asks))
-    finally:
-        engine.dispose()
