@@ -10,6 +10,7 @@ latency model. The model answers in process (default) or through a Serve URL (``
   ``equity`` leaves out the starting base inventory's price drift (what DD watches), ``pnl`` is
   ``equity`` minus the starting quote balance;
 - ``entries.parquet`` / ``blocks.parquet``: feature vectors at entries and at every block;
+- ``exits.parquet``: every exit quote (ts, reason, side, price, quantity, requote);
 - ``shadow.parquet``: every shadow decision (with ``--shadow``);
 - ``guardrails.json``: block counts by reason;
 - ``config.json``: strategy config, venue options, instrument facts, model refs;
@@ -38,7 +39,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from node.config import PolicyHMMStrategyConfig
+from node.config import PolicyHMMStrategyConfig, label_horizon_s
+from node.execution import EXIT_REASONS
 from serving.client import HttpModelClient, InProcessModelClient, ModelClient
 from training.data.catalog import MarketCatalog
 from training.registry import Registry
@@ -47,6 +49,7 @@ if TYPE_CHECKING:
     from training.bundle import ModelBundle
 
 __all__ = [
+    "IN_PROCESS_LATENCY_MS",
     "MIN_SHARPE_RETURNS",
     "VenueOptions",
     "adaptation_report",
@@ -55,6 +58,10 @@ __all__ = [
     "summarise",
 ]
 
+#: What the LATENCY guard sees for in-process inference in a backtest (ms): the unloaded cost of
+#: one call in ``bench_inference`` (filter step p99 ~0.07 ms, policy row p99 ~0.09 ms, total p50
+#: ~0.05 ms); the measured wall time is still recorded in the timeline.
+IN_PROCESS_LATENCY_MS = 0.1
 #: Fewer 1-minute PnL changes than this and ``sharpe`` is ``null``: too few to mean anything.
 MIN_SHARPE_RETURNS = 30
 SHARPE_BASIS = "1-minute PnL changes, mean/std annualised by sqrt(525600)"
@@ -211,7 +218,10 @@ def run_backtest(
     process, or over HTTP at ``serve_url``; ``model`` overrides the client (an
     :class:`InProcessModelClient` needs no registry). ``budget_ms`` sets the LATENCY budget
     (config and HTTP client). ``shadow`` refs run beside it in the same way, never traded.
-    ``config.instrument_id`` and ``state_dir`` are filled from the catalog and ``out_dir``.
+    ``config.instrument_id`` and ``state_dir`` are filled from the catalog and ``out_dir``;
+    ``hold_s`` (unset) from the bundle's label horizon; with the in-process client an unset
+    ``modelled_latency_ms`` becomes :data:`IN_PROCESS_LATENCY_MS`, so the LATENCY guard (and so
+    every decision) does not depend on machine load; a Serve run keeps the real latency.
     """
     from nautilus_trader.backtest.models import FillModel, LatencyModel
     from nautilus_trader.config import LoggingConfig
@@ -268,6 +278,12 @@ def run_backtest(
         version = registry.resolve(model_ref)
         local = InProcessModelClient(version, registry)
     bundle, schema = local.model.bundle, local.schema
+    fill: dict[str, Any] = {}
+    if cfg.hold_s is None:
+        fill["hold_s"] = label_horizon_s(bundle.metadata) or cfg.default_hold_s
+    if cfg.modelled_latency_ms is None and isinstance(model, InProcessModelClient):
+        fill["modelled_latency_ms"] = IN_PROCESS_LATENCY_MS
+    cfg = msgspec.structs.replace(cfg, **fill)
     shadow_versions = list(dict.fromkeys(registry.resolve(r) for r in shadow)) if shadow else []
     shadow_clients: list[tuple[str, ModelClient]] = []
     for v in shadow_versions:
@@ -331,6 +347,7 @@ def run_backtest(
     pq.write_table(
         pa.Table.from_pylist(strategy.blocks, schema=_BLOCK_SCHEMA), out / "blocks.parquet"
     )
+    pq.write_table(pa.Table.from_pylist(strategy.exits, schema=_EXIT_SCHEMA), out / "exits.parquet")
     if shadow_policy is not None:
         pq.write_table(shadow_policy.table(), out / "shadow.parquet")
     counts = strategy.guards.count_dict()
@@ -363,7 +380,14 @@ def run_backtest(
         "samples": timeline.num_rows,
         "decisions": strategy.decisions,
         "entries": len(strategy.entries),
+        "exits": sum(1 for e in strategy.exits if not e["requote"]),
+        "exit_reasons": {
+            r: sum(1 for e in strategy.exits if e["reason"] == r and not e["requote"])
+            for r in EXIT_REASONS
+        },
+        "hold_s": strategy.hold_s,
         "orders_submitted": strategy.orders_submitted,
+        "exit_orders_submitted": strategy.exit_orders_submitted,
         "inference_status": dict(strategy.status_counts),
         "events": events,
         "guardrails": counts,
@@ -410,6 +434,16 @@ _ENTRY_SCHEMA = pa.schema(
         ("quantity", pa.float64()),
         ("submitted", pa.bool_()),
         ("features", pa.list_(pa.float64())),
+    ]
+)
+_EXIT_SCHEMA = pa.schema(
+    [
+        ("ts", pa.int64()),
+        ("reason", pa.string()),
+        ("side", pa.string()),
+        ("price", pa.float64()),
+        ("quantity", pa.float64()),
+        ("requote", pa.bool_()),
     ]
 )
 _BLOCK_SCHEMA = pa.schema(

@@ -1,4 +1,5 @@
-"""Execution logic: VWAP anchoring, passive limit price near the microprice, min-notional sizing.
+"""Execution logic: VWAP anchoring, passive limit price near the microprice, min-notional sizing,
+and when to exit a held position (:func:`exit_reason`, :class:`HoldTimer`).
 
 Pure functions over floats (the strategy turns them into Nautilus ``Price``/``Quantity`` with the
 instrument's precisions), so they are tested without an engine.
@@ -10,7 +11,24 @@ import math
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
-__all__ = ["OrderPlan", "limit_price", "order_size", "plan_order", "vwap_deviation_bps"]
+__all__ = [
+    "EXIT_REASONS",
+    "VWAP_MODES",
+    "HoldTimer",
+    "OrderPlan",
+    "exit_reason",
+    "limit_price",
+    "order_size",
+    "plan_order",
+    "vwap_blocks",
+    "vwap_deviation_bps",
+]
+
+#: ``trend``: skip only a signal against a move beyond the anchor; ``band``: skip any signal
+#: beyond it (the first version, which forbade trend entries); ``off``: never skip.
+VWAP_MODES: tuple[str, ...] = ("trend", "band", "off")
+#: Why a held position is being closed, in priority order.
+EXIT_REASONS: tuple[str, ...] = ("KILL", "STOP", "SIGNAL", "HOLD")
 
 
 @dataclass(frozen=True)
@@ -86,6 +104,31 @@ def order_size(
     return float(max(qty, floor_qty, inc))
 
 
+def vwap_blocks(side: str, microprice: float, vwap: float, anchor_bps: float, mode: str) -> bool:
+    """Whether VWAP anchoring skips a ``side`` signal at ``microprice``.
+
+    ``trend`` (default) skips a buy only when the microprice is more than ``anchor_bps`` BELOW
+    vwap (a sell: above): the signal fights a move the market has already made. A buy above vwap
+    is the trend the model has edge in (N measured +21.6 bp/300 s after buys in trending regimes,
+    while ``band`` skipped every one of them); the passive post-only price already keeps it from
+    chasing beyond the touch.
+
+    >>> vwap_blocks("buy", 100.2, 100.0, 10.0, "trend"), vwap_blocks("buy", 99.8, 100.0, 10.0, "trend")
+    (False, True)
+    >>> vwap_blocks("buy", 100.2, 100.0, 10.0, "band"), vwap_blocks("buy", 99.8, 100.0, 10.0, "off")
+    (True, False)
+    """
+    if mode not in VWAP_MODES:
+        raise ValueError(f"vwap_mode: {mode!r} is not one of {VWAP_MODES}")
+    if side not in ("buy", "sell"):
+        raise ValueError(f"side: {side!r} is not 'buy' or 'sell'")
+    if mode == "off" or vwap_deviation_bps(microprice, vwap) <= anchor_bps:
+        return False
+    if mode == "band":
+        return True
+    return (microprice < vwap) if side == "buy" else (microprice > vwap)
+
+
 def plan_order(
     side: str,
     microprice: float,
@@ -99,12 +142,87 @@ def plan_order(
     multiple: float,
     size_increment: float,
     min_quantity: float = 0.0,
+    vwap_mode: str = "trend",
 ) -> OrderPlan:
-    """VWAP anchoring, then price and size; ``skip="VWAP"`` when the microprice strays too far."""
-    if vwap_deviation_bps(microprice, vwap) > anchor_bps:
+    """VWAP anchoring (:func:`vwap_blocks`), then price and size; ``skip="VWAP"`` when the
+    anchoring skips the signal."""
+    if vwap_blocks(side, microprice, vwap, anchor_bps, vwap_mode):
         return OrderPlan(side, 0.0, 0.0, skip="VWAP")
     price = limit_price(side, microprice, best_bid, best_ask, tick)
     if not price > 0:
         return OrderPlan(side, 0.0, 0.0, skip="PRICE")
     qty = order_size(price, min_notional, multiple, size_increment, min_quantity)
     return OrderPlan(side, price, qty)
+
+
+def exit_reason(
+    position: float,
+    action: str,
+    now_ns: int,
+    hold_until_ns: int | None,
+    mid: float,
+    avg_px: float | None,
+    stop_loss_bps: float,
+    killed: bool,
+) -> str | None:
+    """Why the held ``position`` must be closed now (one of :data:`EXIT_REASONS`), or ``None``.
+
+    KILL (the kill switch flattens), STOP (adverse move from ``avg_px`` of at least
+    ``stop_loss_bps``; 0 = no stop), SIGNAL (the model asks for the opposite side), HOLD (the
+    holding time ran out).
+
+    >>> exit_reason(0.01, "flat", 10, 20, 100.0, 100.0, 0.0, False) is None
+    True
+    >>> exit_reason(0.01, "sell", 10, 20, 100.0, 100.0, 0.0, False)
+    'SIGNAL'
+    >>> exit_reason(0.01, "flat", 10, 20, 99.8, 100.0, 15.0, False)
+    'STOP'
+    >>> exit_reason(-0.01, "flat", 20, 20, 100.0, 100.0, 0.0, False)
+    'HOLD'
+    """
+    if position == 0.0:
+        return None
+    if killed:
+        return "KILL"
+    sign = 1.0 if position > 0 else -1.0
+    adverse_bps = sign * (avg_px - mid) / avg_px * 1e4 if avg_px else 0.0
+    if stop_loss_bps > 0 and adverse_bps >= stop_loss_bps:
+        return "STOP"
+    if action == ("sell" if sign > 0 else "buy"):
+        return "SIGNAL"
+    if hold_until_ns is not None and now_ns >= hold_until_ns:
+        return "HOLD"
+    return None
+
+
+class HoldTimer:
+    """The holding deadline of an open position: ``hold_s`` after it is first seen open,
+    pushed out to ``hold_s`` after every later signal on its side; cleared when flat.
+
+    >>> t = HoldTimer(300.0)
+    >>> t.update(0.01, "buy", 0), t.until_ns == 300 * 10**9
+    (False, True)
+    >>> t.update(0.01, "buy", 100 * 10**9), t.until_ns == 400 * 10**9
+    (True, True)
+    >>> t.update(0.0, "flat", 500 * 10**9), t.until_ns is None
+    (False, True)
+    """
+
+    def __init__(self, hold_s: float) -> None:
+        if not (math.isfinite(hold_s) and hold_s > 0):
+            raise ValueError(f"hold_s: must be finite and > 0, got {hold_s!r}")
+        self.hold_ns = round(hold_s * 1e9)
+        self.until_ns: int | None = None
+
+    def update(self, position: float, action: str, now_ns: int) -> bool:
+        """Track ``position`` at ``now_ns``; True when ``action`` extended the deadline."""
+        if position == 0.0:
+            self.until_ns = None
+            return False
+        if self.until_ns is None:
+            self.until_ns = now_ns + self.hold_ns
+            return False
+        if action == ("buy" if position > 0 else "sell"):
+            self.until_ns = max(self.until_ns, now_ns + self.hold_ns)
+            return True
+        return False

@@ -9,20 +9,27 @@ message (deltas up to ``F_LAST``), exactly what the offline extractor replays.
 
 from __future__ import annotations
 
+import ctypes
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+import numpy as np
+import pyarrow as pa
 from nautilus_trader.common.actor import Actor
 from nautilus_trader.config import ActorConfig
 from nautilus_trader.model.data import (
+    BookOrder,
     FundingRateUpdate,
+    OrderBookDelta,
     OrderBookDeltas,
     TradeTick,
 )
-from nautilus_trader.model.enums import BookType
+from nautilus_trader.model.enums import BookAction, BookType, OrderSide
 from nautilus_trader.model.identifiers import InstrumentId
+from nautilus_trader.model.objects import FIXED_SCALAR, Price, Quantity
 
+from training.data.catalog import decode_fixed
 from training.features import FeatureEngine, FeatureSample, FeatureSchema, schema_for
 
 if TYPE_CHECKING:
@@ -30,12 +37,141 @@ if TYPE_CHECKING:
 
 __all__ = ["FeatureActor", "FeatureActorConfig", "NautilusFeatureFeed", "backtest_features"]
 
+_SCALAR = float(FIXED_SCALAR)  # raw fixed-point int -> float, exactly as ``as_double()``
+_capsule_pointer = ctypes.pythonapi.PyCapsule_GetPointer
+_capsule_pointer.restype = ctypes.c_void_p
+_capsule_pointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
+
+
+def _capsule_rows(capsule: object, width: int) -> tuple[bytes, int]:
+    """The ``CVec`` of ``OrderBookDelta_t`` behind ``OrderBookDelta.capsule_from_list``."""
+    cvec = _capsule_pointer(capsule, None)
+    ptr = ctypes.c_void_p.from_address(cvec).value
+    n = ctypes.c_size_t.from_address(cvec + ctypes.sizeof(ctypes.c_void_p)).value
+    return ctypes.string_at(ptr, n * width), n
+
+
+class _DeltaLayout:
+    """Byte offsets of ``OrderBookDelta_t`` fields, found by probing known deltas.
+
+    Decoding a whole queue of deltas from their C structs with numpy costs a small fraction of
+    any per-delta Python accessor. :meth:`probe` returns ``None`` (callers fall back to
+    ``__getstate__``) unless every field is found exactly once and decodes back bit for bit.
+    """
+
+    def __init__(self, width: int, action: int, side: int, price: int, size: int) -> None:
+        self.width, self.action, self.side, self.price, self.size = width, action, side, price, size
+
+    @classmethod
+    def probe(cls) -> _DeltaLayout | None:
+        iid = InstrumentId.from_str("PROBE.LAYOUT")
+        acts, sides = [1, 2, 3, 1, 2, 3, 2, 1], [1, 2, 2, 1, 1, 2, 1, 2]
+        deltas = [
+            OrderBookDelta(
+                iid,
+                BookAction(a),
+                BookOrder(OrderSide(sd), Price(61234.567 + 3 * i, 3), Quantity(0.5 + i, 6), 0),
+                0,
+                0,
+                0x0101010101010101 * (i + 1),
+                i,
+            )
+            for i, (a, sd) in enumerate(zip(acts, sides, strict=True))
+        ]
+        try:
+            capsule = OrderBookDelta.capsule_from_list(deltas)
+            head, _ = _capsule_rows(capsule, 64)  # every OrderBookDelta_t is wider than 64 bytes
+            t0, t1 = (0x0101010101010101 * k for k in (1, 2))
+            off0, off1 = head.find(t0.to_bytes(8, "little")), head.find(t1.to_bytes(8, "little"))
+            if off0 < 0 or off1 <= off0:
+                return None
+            width = off1 - off0
+            raw, n = _capsule_rows(capsule, width)
+            rows = np.frombuffer(raw, np.uint8).reshape(n, width)
+            state = deltas[0].__getstate__()
+            price = raw[:width].find(state[3].to_bytes(16, "little"))
+            size = raw[:width].find(state[5].to_bytes(16, "little"))
+            act = [j for j in range(width) if rows[:, j].tolist() == acts]
+            side = [j for j in range(width) if rows[:, j].tolist() == sides]
+            if len(act) != 1 or len(side) != 1 or price < 0 or size < 0:
+                return None
+            layout = cls(width, act[0], side[0], price, size)
+            a, sd, p, q = layout.decode(deltas)
+        except Exception:  # an unexpected layout: the caller falls back to __getstate__
+            return None
+        want = [(int(d.action), int(d.order.side)) for d in deltas]
+        prices = [d.order.price.as_double() for d in deltas]
+        sizes = [d.order.size.as_double() for d in deltas]
+        ok = list(zip(a, sd, strict=True)) == want and p == prices and q == sizes
+        return layout if ok else None
+
+    def decode(
+        self, deltas: list[OrderBookDelta]
+    ) -> tuple[list[int], list[int], list[float], list[float]]:
+        """``(actions, sides, prices, sizes)``; prices/sizes bit-identical to ``as_double()``."""
+        capsule = OrderBookDelta.capsule_from_list(deltas)
+        raw, n = _capsule_rows(capsule, self.width)
+        rows = np.frombuffer(raw, np.uint8).reshape(n, self.width)
+        fixed = np.concatenate(  # prices then sizes, as (2n, 17) raw int128 + precision
+            [rows[:, self.price : self.price + 17], rows[:, self.size : self.size + 17]]
+        )
+        values = _decode_fixed(fixed)
+        return (
+            rows[:, self.action].tolist(),
+            rows[:, self.side].tolist(),
+            values[:n].tolist(),
+            values[n:].tolist(),
+        )
+
+
+_K = np.arange(17, dtype=np.uint64)  # k = 16 - precision: raw = units * 10**k exactly
+_POW10 = 10.0 ** np.arange(17)  # exact doubles
+_POW10_U = np.array([10**k for k in range(17)], dtype=np.uint64)
+_INV5 = np.array([pow(5**k, -1, 2**64) for k in range(17)], dtype=np.uint64)
+_MASK = np.array([2 ** (64 - k) - 1 for k in range(17)], dtype=np.uint64)
+
+
+def _decode_fixed(fixed: np.ndarray) -> np.ndarray:
+    """``(n, 17)`` bytes of Nautilus ``Price_t``/``Quantity_t`` -> ``raw / 1e16`` as float64.
+
+    A raw is ``units * 10**k`` (``k = 16 - precision``): ``units`` is recovered from the low
+    64 bits with the inverse of ``5**k`` mod 2**64, and ``float(units) * 10.0**k`` is one
+    correctly rounded product, i.e. ``(double)raw`` as Nautilus computes it. Rows that do not
+    check out exactly (negative, ``units >= 2**53``) go through ``decode_fixed``.
+    """
+    words = np.ascontiguousarray(fixed[:, :16]).view(np.uint64)
+    lo, hi = words[:, 0], words[:, 1]
+    precision = fixed[:, 16].astype(np.intp)
+    k = 16 - np.minimum(precision, 16)
+    units = ((lo >> _K[k]) * _INV5[k]) & _MASK[k]
+    value = units.astype(np.float64) * _POW10[k]
+    # units * 10**k has raw's low word; the float value (relative error 2**-53, so under
+    # 2**-11 in units of 2**64 here) pins the high word too
+    high = hi.astype(np.float64) + lo.astype(np.float64) * 2.0**-64
+    exact = (
+        (precision <= 16)
+        & (units < 2**53)
+        & (units * _POW10_U[k] == lo)
+        & (np.abs(value * 2.0**-64 - high) < 0.5)
+    )
+    if not exact.all():
+        buf = pa.py_buffer(np.ascontiguousarray(fixed[:, :16]))
+        array = pa.FixedSizeBinaryArray.from_buffers(pa.binary(16), len(fixed), [None, buf])
+        return decode_fixed(array)
+    return value / 1e16
+
+
+_LAYOUT = _DeltaLayout.probe()
+
 
 class NautilusFeatureFeed:
     """Feeds one ``FeatureEngine`` from Nautilus objects; every emitted sample goes to ``sink``.
 
-    Prices and sizes enter as ``as_double()``, the float the offline catalog read gives, and the
-    message time is the ``ts_event`` of the message's last delta.
+    Prices and sizes enter as ``raw / FIXED_SCALAR``, bit for bit ``as_double()`` (the float the
+    offline catalog read gives), and the message time is the ``ts_event`` of its last delta.
+    Messages that cannot reach the next sample boundary are only queued and decoded in one go
+    when the engine next samples (book state is read only then, so the samples are identical);
+    call :meth:`flush` to bring ``engine``'s book up to date in between.
     """
 
     def __init__(
@@ -46,7 +182,13 @@ class NautilusFeatureFeed:
         self.engine = FeatureEngine(schema)
         self.sink = sink
         self.last: FeatureSample | None = None
-        self.events = 0
+        self._events = 0
+        self._pending: list[OrderBookDeltas] = []
+
+    @property
+    def events(self) -> int:
+        """Book deltas (queued ones included) and trades received so far."""
+        return self._events + sum(len(m.deltas) for m in self._pending)
 
     def _emit(self, samples: list[FeatureSample]) -> list[FeatureSample]:
         if samples:
@@ -56,23 +198,53 @@ class NautilusFeatureFeed:
                     self.sink(s)
         return samples
 
+    def _apply(self, messages: list[OrderBookDeltas], due: bool) -> list[FeatureSample]:
+        """Decode ``messages`` in one go. The queued ones (all but a ``due`` last one) cannot
+        reach the next sample boundary, so the engine takes them as one message, then ``due``."""
+        items = [d for m in messages for d in m.deltas]
+        self._events += len(items)
+        if _LAYOUT is not None:
+            actions, sides, prices, sizes = _LAYOUT.decode(items)
+        else:
+            # one call per delta, against ~8 object creations via ``d.order.price.as_double()``
+            _, actions, sides, p_raw, _, s_raw, *_ = zip(
+                *[d.__getstate__() for d in items], strict=True
+            )
+            prices = [p / _SCALAR for p in p_raw]
+            sizes = [q / _SCALAR for q in s_raw]
+        engine = self.engine
+        if not due:
+            return engine.on_deltas(messages[-1].ts_event, actions, sides, prices, sizes)
+        if len(messages) == 1:
+            return engine.on_deltas(messages[0].ts_event, actions, sides, prices, sizes)
+        k = len(items) - len(messages[-1].deltas)
+        out = engine.on_deltas(messages[-2].ts_event, actions[:k], sides[:k], prices[:k], sizes[:k])
+        return out + engine.on_deltas(
+            messages[-1].ts_event, actions[k:], sides[k:], prices[k:], sizes[k:]
+        )
+
+    def flush(self) -> None:
+        """Apply the queued messages to ``engine``'s book (they never reach a sample boundary)."""
+        if self._pending:
+            pending, self._pending = self._pending, []
+            self._emit(self._apply(pending, due=False))
+
+    def _due(self, ts_event: int) -> bool:
+        next_t = self.engine.next_t
+        return next_t is None or ts_event >= next_t
+
     def on_order_book_deltas(self, deltas: OrderBookDeltas) -> list[FeatureSample]:
-        items = deltas.deltas
-        actions = []
-        sides = []
-        prices = []
-        sizes = []
-        for d in items:
-            order = d.order
-            actions.append(int(d.action))
-            sides.append(int(order.side))
-            prices.append(order.price.as_double())
-            sizes.append(order.size.as_double())
-        self.events += len(items)
-        return self._emit(self.engine.on_deltas(items[-1].ts_event, actions, sides, prices, sizes))
+        if not self._due(deltas.ts_event):
+            self._pending.append(deltas)
+            return []
+        pending, self._pending = self._pending, []
+        pending.append(deltas)
+        return self._emit(self._apply(pending, due=True))
 
     def on_trade_tick(self, tick: TradeTick) -> list[FeatureSample]:
-        self.events += 1
+        self._events += 1
+        if self._due(tick.ts_event):
+            self.flush()
         return self._emit(
             self.engine.on_trade(
                 tick.ts_event,
@@ -83,6 +255,8 @@ class NautilusFeatureFeed:
         )
 
     def on_funding_rate(self, update: FundingRateUpdate) -> list[FeatureSample]:
+        if self._due(update.ts_event):
+            self.flush()
         return self._emit(self.engine.on_funding(update.ts_event, float(update.rate)))
 
 
@@ -114,6 +288,9 @@ class FeatureActor(Actor):
         self.subscribe_trade_ticks(self.instrument_id)
         if self.feed.engine.schema.market == "perp":
             self.subscribe_funding_rates(self.instrument_id)
+
+    def on_stop(self) -> None:
+        self.feed.flush()
 
     def on_order_book_deltas(self, deltas: OrderBookDeltas) -> None:
         self.feed.on_order_book_deltas(deltas)

@@ -122,9 +122,20 @@ class KillSwitch:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self._seen: tuple[int, int, int] | None = None
+        self._cached: dict[str, Any] = {}
 
     def _state(self) -> dict[str, Any]:
-        return _read_json(self.path) if self.path.exists() else {"tripped": False}
+        """The file's state, re-read only when the file changed (it is checked every sample and
+        may be engaged from outside, e.g. ``nhmm killswitch engage``; writes replace the file)."""
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return {"tripped": False}
+        seen = (st.st_ino, st.st_mtime_ns, st.st_size)
+        if seen != self._seen:
+            self._cached, self._seen = _read_json(self.path), seen
+        return dict(self._cached)
 
     @property
     def tripped(self) -> bool:

@@ -6,6 +6,13 @@ session); a ``timeout`` or ``error`` answer is the LATENCY guardrail's case. The
 the guardrails, and an allowed buy/sell becomes a post-only limit order near the microprice (or
 only a logged decision when ``trading_enabled`` is off). Every sample lands in the state timeline, every block is counted
 by reason with its feature vector, every entry keeps its feature vector.
+
+An open position is held for ``hold_s`` (the label horizon the model was trained to predict),
+extended by confident same-side signals (optionally cut short by an opposite signal or a stop
+loss), and then closed by a passive post-only order at the touch,
+re-quoted until filled (:meth:`PolicyHMMStrategy._work_exit`). Exits reduce risk, so CONF,
+COOLDOWN, SPREAD, VWAP, LATENCY and DRIFT never hold them back; KILL flattens (the kill switch
+stops entries and closes what is open). While an exit works, no entry is made.
 """
 
 from __future__ import annotations
@@ -20,8 +27,8 @@ from nautilus_trader.model.enums import BookType, OrderSide, TimeInForce
 from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.trading.strategy import Strategy
 
-from node.config import PolicyHMMStrategyConfig
-from node.execution import plan_order
+from node.config import PolicyHMMStrategyConfig, label_horizon_s
+from node.execution import HoldTimer, exit_reason, limit_price, plan_order
 from node.feature_actor import NautilusFeatureFeed
 from node.guardrails import GuardInput, GuardLimits, Guardrails, Verdict
 from serving.client import InProcessModelClient, ModelClient
@@ -95,11 +102,27 @@ class PolicyHMMStrategy(Strategy):
         self.blocks: list[dict[str, Any]] = []
         self.entries: list[dict[str, Any]] = []
         self.decisions = 0
-        self.orders_submitted = 0
+        self.orders_submitted = 0  # entry orders
+        self.exit_orders_submitted = 0  # exit orders, re-quotes included
         self.model_versions: set[str] = set()
         self.status_counts: dict[str, int] = {"ok": 0, "timeout": 0, "error": 0}
         self.instrument = None
         self.base0: float | None = None  # spot base balance at the first sample
+        self.hold_s = self._hold_seconds(config, model)
+        self.hold = HoldTimer(self.hold_s)
+        self.exits: list[dict[str, Any]] = []
+        self._exit_reason: str | None = None
+        self._exit_order: Any = None  # the working exit order (a Nautilus Order)
+        self._exit_quote_ns = 0
+
+    @staticmethod
+    def _hold_seconds(config: PolicyHMMStrategyConfig, model: Any) -> float:
+        """``config.hold_s``, else the in-process bundle's label horizon, else the default."""
+        if config.hold_s is not None:
+            return float(config.hold_s)
+        bundle = getattr(getattr(model, "model", None), "bundle", None)
+        horizon = label_horizon_s(bundle.metadata) if bundle is not None else None
+        return horizon if horizon is not None else float(config.default_hold_s)
 
     # -- lifecycle
 
@@ -176,15 +199,25 @@ class PolicyHMMStrategy(Strategy):
             self.model_versions.add(result.model_version)
         elif cr.error and self.cfg.log_decisions:
             self.log.warning(f"inference {cr.status}: {cr.error}")
-        latency_ms = cr.latency_ms if cr.ok else None  # None: the LATENCY guardrail's case
+        latency_ms = None  # None: the LATENCY guardrail's case
+        if cr.ok:
+            modelled = self.cfg.modelled_latency_ms
+            latency_ms = cr.latency_ms if modelled is None else float(modelled)
         equity = self.equity(s.mid)
         self.guards.observe(equity)
         position = self.position()
         action = result.action if result is not None else "flat"
         adapting = bool(result.adapting) if result is not None else False
+        confident = result is not None and float(result.confidence) >= self.cfg.min_conf
+        exiting = self._manage_exit(s, position, action, confident)
+        wanted = action
+        if exiting or (position > 0 and action == "sell") or (position < 0 and action == "buy"):
+            wanted = "flat"  # closing: the exit handles it, no entry
+        if action != "flat":
+            self.decisions += 1  # the model asked to trade (an exit may take it over)
         qty = 0.0
         plan = None
-        if action == "flat":
+        if wanted == "flat":
             verdict = Verdict(False, "FLAT")
             if not cr.ok:
                 verdict = self.guards.check(
@@ -193,7 +226,6 @@ class PolicyHMMStrategy(Strategy):
                 )  # fmt: skip
         else:
             assert result is not None
-            self.decisions += 1
             inst = self.instrument
             plan = plan_order(
                 action,
@@ -207,6 +239,7 @@ class PolicyHMMStrategy(Strategy):
                 multiple=self.cfg.notional_multiple,
                 size_increment=float(inst.size_increment),
                 min_quantity=float(inst.min_quantity) if inst.min_quantity is not None else 0.0,
+                vwap_mode=self.cfg.vwap_mode,
             )
             qty = plan.quantity
             verdict = self.guards.check(
@@ -259,6 +292,85 @@ class PolicyHMMStrategy(Strategy):
         )
         if self.shadow is not None:
             self.shadow.observe(s.ts_ns, day, z, s.mid, action)
+
+    # -- exits
+
+    def _avg_px(self) -> float | None:
+        positions = self.cache.positions_open(instrument_id=self.instrument_id)
+        return float(positions[0].avg_px_open) if positions else None
+
+    def _manage_exit(self, s: Any, position: float, action: str, confident: bool) -> bool:
+        """Start, extend away, or keep working the exit of the open position; True while an
+        exit works. A ``confident`` (>= ``min_conf``) same-side signal extends the hold and
+        cancels a HOLD/SIGNAL exit; an opposite signal exits (with ``signal_exit``); KILL and
+        STOP exits run until flat."""
+        extended = self.hold.update(position, action if confident else "flat", s.ts_ns)
+        if position == 0.0:
+            self._exit_reason, self._exit_order = None, None
+            return False
+        if extended and self._exit_reason in ("HOLD", "SIGNAL"):
+            self.cancel_all_orders(self.instrument_id)
+            self._exit_reason, self._exit_order = None, None
+        reason = exit_reason(
+            position,
+            action if self.cfg.signal_exit else "flat",
+            s.ts_ns,
+            self.hold.until_ns,
+            s.mid,
+            self._avg_px(),
+            self.cfg.stop_loss_bps,
+            self.guards.kill.tripped,
+        )
+        if reason is not None and reason != self._exit_reason:
+            sticky = self._exit_reason in ("KILL", "STOP")
+            if self._exit_reason is None or (reason in ("KILL", "STOP") and not sticky):
+                self._exit_reason = reason
+        if self._exit_reason is None:
+            return False
+        self._work_exit(s, position)
+        return True
+
+    def _work_exit(self, s: Any, position: float) -> None:
+        """Keep one passive post-only order closing ``position`` at the touch; re-quote it when
+        the touch moved (at most every ``exit_requote_s``) or when it is gone (filled in part,
+        rejected for crossing, cancelled)."""
+        inst = self.instrument
+        side = "sell" if position > 0 else "buy"
+        tick = float(inst.price_increment)
+        price = limit_price(side, s.microprice, s.best_bid, s.best_ask, tick)
+        qty = inst.make_qty(abs(position))
+        order = None
+        if self._exit_order is not None:
+            order = self.cache.order(self._exit_order.client_order_id) or self._exit_order
+        if order is not None:
+            if order.is_inflight:
+                return
+            if order.is_open:
+                same = float(order.price) == price and order.leaves_qty == qty
+                if same or s.ts_ns - self._exit_quote_ns < self.cfg.exit_requote_s * 1e9:
+                    return
+        self.exits.append(
+            {"ts": s.ts_ns, "reason": self._exit_reason, "side": side, "price": price,
+             "quantity": float(qty), "requote": order is not None}
+        )  # fmt: skip
+        if self.cfg.log_decisions:
+            self.log.info(f"EXIT {self._exit_reason} {side} {qty}@{price}")
+        if not self.cfg.trading_enabled or qty.as_double() <= 0:
+            return
+        self.cancel_all_orders(self.instrument_id)
+        new = self.order_factory.limit(
+            instrument_id=self.instrument_id,
+            order_side=OrderSide.BUY if side == "buy" else OrderSide.SELL,
+            quantity=qty,
+            price=inst.make_price(price),
+            time_in_force=TimeInForce.GTC,
+            post_only=self.cfg.post_only,
+        )
+        self.submit_order(new)
+        self._exit_order, self._exit_quote_ns = new, s.ts_ns
+        self.exit_orders_submitted += 1
+
+    # -- entries
 
     def _enter(self, s: Any, plan: Any) -> None:
         inst = self.instrument

@@ -61,8 +61,10 @@ def main(argv: list[str] | None = None) -> int:
         _run(["data", "import-ws", *spot, "--out", str(real_catalog)], env)
     _run(["features", "extract", "--catalog", str(catalog), "--symbol", "BTCUSDT",
           "--out", str(out / "features")], env)  # fmt: skip
-    _run(["train", "--catalog", str(catalog), "--symbol", "BTCUSDT", "--n-init", "2",
-          "--fee-bps", "0"], env)  # fmt: skip
+    # the instrument's real maker fee (10 bp) in the labels, and a 300 s horizon: the strategy
+    # holds a position for the label horizon, long enough for a trend to pay the round trip
+    _run(["train", "--catalog", str(catalog), "--symbol", "BTCUSDT", "--covariance", "diag",
+          "--n-init", "2", "--horizon-s", "300"], env)  # fmt: skip
     _run(["models", "promote", "candidate"], env)
     _run(["models", "list"], env)
     last_day = (START + datetime.timedelta(days=args.days - 1)).isoformat()

@@ -84,13 +84,18 @@ class InferenceResult:
 
 
 def _vector(values: Any, field: str, length: int) -> np.ndarray:
-    if isinstance(values, (str, bytes)) or not isinstance(values, (Sequence, np.ndarray)):
-        raise InvalidInput(field, f"expected a list of {length} numbers")
-    out = np.empty(len(values), dtype=np.float64)
-    for i, v in enumerate(values):
-        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
-            raise InvalidInput(f"{field}[{i}]", f"not a number ({type(v).__name__})")
-        out[i] = float(v)
+    if isinstance(values, np.ndarray) and values.dtype == np.float64 and values.ndim == 1:
+        out = values.copy()  # the in-process hot path: same numbers as the checked loop below
+    elif type(values) is list and all(type(v) is float for v in values):
+        out = np.array(values, dtype=np.float64)
+    else:
+        if isinstance(values, (str, bytes)) or not isinstance(values, (Sequence, np.ndarray)):
+            raise InvalidInput(field, f"expected a list of {length} numbers")
+        out = np.empty(len(values), dtype=np.float64)
+        for i, v in enumerate(values):
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+                raise InvalidInput(f"{field}[{i}]", f"not a number ({type(v).__name__})")
+            out[i] = float(v)
     if out.shape != (length,):
         raise InvalidInput(field, f"expected {length} values, got {len(out)}")
     bad = np.flatnonzero(~np.isfinite(out))

@@ -1,4 +1,5 @@
-"""VWAP anchoring, passive pricing near the microprice, sizing at the instrument's min notional."""
+"""VWAP anchoring, passive pricing near the microprice, sizing at the instrument's min notional,
+exit reasons and the holding timer."""
 
 from __future__ import annotations
 
@@ -7,7 +8,15 @@ from decimal import Decimal
 import pytest
 from nautilus_trader.test_kit.providers import TestInstrumentProvider
 
-from node.execution import limit_price, order_size, plan_order, vwap_deviation_bps
+from node.execution import (
+    HoldTimer,
+    exit_reason,
+    limit_price,
+    order_size,
+    plan_order,
+    vwap_blocks,
+    vwap_deviation_bps,
+)
 
 INST = TestInstrumentProvider.btcusdt_binance()
 KW = {
@@ -19,14 +28,33 @@ KW = {
 }
 
 
-def test_vwap_anchor_skips_beyond_and_trades_within() -> None:
+def test_band_vwap_anchor_skips_beyond_and_trades_within() -> None:
     assert vwap_deviation_bps(60_060.0, 60_000.0) == pytest.approx(10.0)
-    inside = plan_order("buy", 60_059.0, 60_000.0, 60_058.0, 60_060.0, **KW)
+    band = {**KW, "vwap_mode": "band"}
+    inside = plan_order("buy", 60_059.0, 60_000.0, 60_058.0, 60_060.0, **band)
     assert inside.skip is None and inside.quantity > 0
-    outside = plan_order("buy", 60_061.0, 60_000.0, 60_060.0, 60_062.0, **KW)
+    outside = plan_order("buy", 60_061.0, 60_000.0, 60_060.0, 60_062.0, **band)
     assert outside.skip == "VWAP" and outside.quantity == 0.0
-    below = plan_order("sell", 59_939.0, 60_000.0, 59_938.0, 59_940.0, **KW)
+    below = plan_order("sell", 59_939.0, 60_000.0, 59_938.0, 59_940.0, **band)
     assert below.skip == "VWAP"
+
+
+def test_trend_vwap_anchor_lets_trend_entries_through_and_skips_counter_trend() -> None:
+    """Default ``trend``: a buy far above vwap (an up-move) or a sell far below it is the trend
+    and is planned at the passive price; the same signals against the move are skipped."""
+    up = plan_order("buy", 60_120.0, 60_000.0, 60_119.0, 60_121.0, **KW)
+    assert up.skip is None and up.price == 60_120.0 and up.quantity > 0  # never above the touch
+    down = plan_order("sell", 59_880.0, 60_000.0, 59_879.0, 59_881.0, **KW)
+    assert down.skip is None and down.price == 59_880.0
+    assert plan_order("buy", 59_880.0, 60_000.0, 59_879.0, 59_881.0, **KW).skip == "VWAP"
+    assert plan_order("sell", 60_120.0, 60_000.0, 60_119.0, 60_121.0, **KW).skip == "VWAP"
+    # within the anchor nothing is skipped, on either side
+    assert not vwap_blocks("buy", 59_950.0, 60_000.0, 10.0, "trend")
+    assert not vwap_blocks("sell", 60_050.0, 60_000.0, 10.0, "trend")
+    off = {**KW, "vwap_mode": "off"}
+    assert plan_order("buy", 50_000.0, 60_000.0, 49_999.0, 50_001.0, **off).skip is None
+    with pytest.raises(ValueError, match="vwap_mode"):
+        vwap_blocks("buy", 1.0, 1.0, 10.0, "sideways")
 
 
 def test_limit_price_is_passive_and_near_the_microprice() -> None:
@@ -57,3 +85,35 @@ def test_planned_order_meets_the_instruments_min_notional() -> None:
     notional = INST.make_qty(plan.quantity).as_decimal() * INST.make_price(plan.price).as_decimal()
     assert notional >= INST.min_notional.as_decimal() * Decimal("1.1")
     assert INST.make_qty(plan.quantity).as_double() == plan.quantity
+
+
+S = 10**9
+
+
+def test_exit_reasons_in_priority_order() -> None:
+    flat_args = ("flat", 100 * S, 200 * S, 100.0, 100.0, 10.0, False)
+    assert exit_reason(0.0, "sell", 300 * S, 200 * S, 50.0, 100.0, 10.0, True) is None  # flat
+    assert exit_reason(0.01, *flat_args) is None  # inside the hold, no adverse move
+    assert exit_reason(0.01, "buy", 100 * S, 200 * S, 100.0, 100.0, 10.0, False) is None
+    assert exit_reason(0.01, "sell", 100 * S, 200 * S, 100.0, 100.0, 10.0, False) == "SIGNAL"
+    assert exit_reason(-0.01, "buy", 100 * S, 200 * S, 100.0, 100.0, 10.0, False) == "SIGNAL"
+    assert exit_reason(0.01, "flat", 200 * S, 200 * S, 100.0, 100.0, 10.0, False) == "HOLD"
+    # stop: 11 bp against a long stops at 10; a short's mirror image
+    assert exit_reason(0.01, "buy", 100 * S, 200 * S, 99.89, 100.0, 10.0, False) == "STOP"
+    assert exit_reason(0.01, "buy", 100 * S, 200 * S, 99.91, 100.0, 10.0, False) is None
+    assert exit_reason(-0.01, "sell", 100 * S, 200 * S, 100.11, 100.0, 10.0, False) == "STOP"
+    assert exit_reason(-0.01, "sell", 100 * S, 200 * S, 99.0, 100.0, 10.0, False) is None
+    assert exit_reason(0.01, "buy", 100 * S, 200 * S, 50.0, 100.0, 0.0, False) is None  # no stop
+    assert exit_reason(0.01, "buy", 100 * S, 200 * S, 99.0, 100.0, 10.0, True) == "KILL"
+
+
+def test_hold_timer_starts_when_open_extends_on_same_side_and_clears_when_flat() -> None:
+    t = HoldTimer(300.0)
+    assert not t.update(0.0, "buy", 0) and t.until_ns is None
+    assert not t.update(-0.01, "sell", 10 * S) and t.until_ns == 310 * S
+    assert not t.update(-0.01, "buy", 20 * S) and t.until_ns == 310 * S  # opposite: no extension
+    assert t.update(-0.01, "sell", 60 * S) and t.until_ns == 360 * S
+    assert t.update(-0.01, "sell", 30 * S) and t.until_ns == 360 * S  # never shortened
+    assert not t.update(0.0, "sell", 400 * S) and t.until_ns is None
+    with pytest.raises(ValueError, match="hold_s"):
+        HoldTimer(0.0)

@@ -131,3 +131,36 @@ def test_parity_on_a_synthetic_day(synth_catalog: MarketCatalog) -> None:
     assert offline.num_rows >= 895
     assert len(set(offline["regime"].to_numpy().tolist())) >= 2
     assert_parity(offline, online, schema)
+
+
+def test_delta_decoding_is_bit_identical_to_as_double() -> None:
+    """The C-struct decoder (its layout probe found every field) and its int128 -> float path
+    give exactly ``as_double()``; rows it cannot prove exact go through ``decode_fixed``."""
+    from nautilus_trader.model.data import BookOrder, OrderBookDelta
+    from nautilus_trader.model.enums import BookAction, OrderSide
+    from nautilus_trader.model.identifiers import InstrumentId
+    from nautilus_trader.model.objects import Price, Quantity
+
+    from node.feature_actor import _LAYOUT, _decode_fixed
+
+    assert _LAYOUT is not None
+    rng = np.random.default_rng(3)
+    iid = InstrumentId.from_str("BTCUSDT.BINANCE")
+    deltas = []
+    for i in range(2000):
+        p_prec, q_prec = int(rng.integers(0, 9)), int(rng.integers(0, 9))
+        price = Price(round(float(rng.uniform(0.0, 10.0 ** rng.integers(0, 8))), p_prec), p_prec)
+        size = Quantity(round(float(rng.uniform(1e-6, 1e4)), q_prec) or 1.0, q_prec)
+        action = BookAction.CLEAR if i == 7 else BookAction(int(rng.integers(1, 4)))
+        side = OrderSide(int(rng.integers(1, 3)))
+        deltas.append(OrderBookDelta(iid, action, BookOrder(side, price, size, 0), 0, i, i, i))
+    actions, sides, prices, sizes = _LAYOUT.decode(deltas)
+    assert actions == [int(d.action) for d in deltas]
+    assert sides == [int(d.order.side) for d in deltas]
+    assert prices == [d.order.price.as_double() for d in deltas]
+    assert sizes == [d.order.size.as_double() for d in deltas]
+
+    odd = Price.from_raw(123456789123456789123, 16)  # not units * 10**k with units < 2**53
+    rows = [p.raw.to_bytes(16, "little") + bytes([p.precision]) for p in (Price(1.5, 1), odd)]
+    fixed = np.frombuffer(b"".join(rows), np.uint8).reshape(2, 17)
+    assert _decode_fixed(fixed).tolist() == [1.5, odd.as_double()]

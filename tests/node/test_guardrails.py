@@ -131,6 +131,8 @@ def test_kill_switch_persists_and_only_a_person_resets_it(tmp_path: Path) -> Non
     assert v.reason == "KILL" and v.detail == "manual"
     KillSwitch(path).reset()
     assert restarted.check(OK).allowed
+    KillSwitch(path).trip("operator")  # engaged from outside while running: seen next sample
+    assert restarted.check(OK).detail == "operator"
 
 
 def test_a_crash_leaves_the_node_disabled_on_restart(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import msgspec
 import numpy as np
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
@@ -213,3 +214,112 @@ def test_drawdown_stop_watches_strategy_pnl_not_the_starting_inventory(
     assert len(entries) > 0 and (entries < stop_ts).all()
     verdicts = timeline["verdict"].to_numpy()[breach[0] :]
     assert set(verdicts) <= {"KILL", "FLAT"} and summary["guardrails"]["KILL"] > 0
+    # KILL flattens: what was open at the stop is closed by KILL exits, nothing else after it
+    exits = pq.read_table(out / "exits.parquet").to_pylist()
+    assert all(e["reason"] == "KILL" for e in exits if e["ts"] >= stop_ts)
+    if timeline["position"].to_numpy()[breach[0]] != 0.0:
+        assert summary["exit_reasons"]["KILL"] == 1
+
+
+def test_identical_backtests_give_identical_timelines_and_hold_for_the_label_horizon(
+    synth_setup: tuple[MarketCatalog, Registry], tmp_path: Path
+) -> None:
+    """In process the LATENCY guard sees the modelled 0.1 ms, so a 0.2 ms budget (which the
+    measured wall time, recorded in the timeline, does exceed) blocks nothing and two runs decide
+    and fill the same. Positions are held ``hold_s``, then exited by orders for the whole
+    position, even while entries are on COOLDOWN."""
+    catalog, registry = synth_setup
+    day = catalog.symbol_days("BTCUSDT")[-1].day
+    cfg = msgspec.structs.replace(
+        LOOSE,
+        trading_enabled=True,
+        latency_budget_ms=0.2,
+        hold_s=5.0,
+        min_conf=0.99,
+        signal_exit=True,
+    )  # only confident signals extend a hold: this model is rarely flat
+    runs = []
+    for name in ("a", "b"):
+        summary = run_backtest(catalog, "BTCUSDT", [day], "candidate", registry, tmp_path / name,
+                               cfg)  # fmt: skip
+        timeline = pq.read_table(tmp_path / name / "timeline.parquet")
+        runs.append((summary, timeline, pq.read_table(tmp_path / name / "fills.parquet")))
+    (sa, ta, fa), (sb, tb, fb) = runs
+    assert ta.drop(["latency_ms"]).equals(tb.drop(["latency_ms"]))
+    cols = ["order_side", "last_px", "last_qty", "ts_event"]
+    assert fa.num_rows > 0 and fa.select(cols).equals(fb.select(cols))
+    assert sa["guardrails"] == sb["guardrails"] and sa["guardrails"]["LATENCY"] == 0
+    latency = ta["latency_ms"].to_numpy()
+    assert (latency > 0).all() and latency.max() > 0.2  # measured, not the modelled value
+    config = json.loads((tmp_path / "a" / "config.json").read_text())["strategy"]
+    assert config["modelled_latency_ms"] == 0.1 and config["hold_s"] == 5.0 == sa["hold_s"]
+
+    assert sa["trades"] > 0 and sa["exit_reasons"]["HOLD"] > 0
+    exits = pq.read_table(tmp_path / "a" / "exits.parquet").to_pylist()
+    ts = ta["ts"].to_numpy()
+    position = ta["position"].to_numpy()
+    for e in exits:
+        i = int(np.searchsorted(ts, e["ts"]))
+        assert ts[i] == e["ts"] and position[i] != 0.0
+        assert e["quantity"] == pytest.approx(abs(position[i]))
+        assert e["side"] == ("sell" if position[i] > 0 else "buy")
+        if e["reason"] == "HOLD" and not e["requote"]:
+            opened = i
+            while opened > 0 and position[opened - 1] != 0.0:
+                opened -= 1
+            assert e["ts"] - ts[opened] >= 5 * 10**9
+    # exits are not held back by COOLDOWN: some start within cooldown_s of the last entry
+    entry_ts = pq.read_table(tmp_path / "a" / "entries.parquet")["ts"].to_numpy()
+    since_entry = [e["ts"] - entry_ts[entry_ts <= e["ts"]].max() for e in exits]
+    assert min(since_entry) < cfg.cooldown_s * 1e9
+    assert np.abs(position).max() <= cfg.max_position + 1e-12
+
+
+def test_hold_time_comes_from_config_else_the_bundle_label_horizon_else_the_default(
+    synth_setup: tuple[MarketCatalog, Registry],
+) -> None:
+    _, registry = synth_setup
+    local = InProcessModelClient("candidate", registry)
+    assert PolicyHMMStrategy(LOOSE, model=local).hold_s == 30.0  # TRAIN's label horizon
+    cfg = msgspec.structs.replace(LOOSE, hold_s=12.0)
+    assert PolicyHMMStrategy(cfg, model=local).hold_s == 12.0
+    client = HttpModelClient("http://127.0.0.1:1", budget_ms=10.0)
+    try:
+        remote = PolicyHMMStrategy(LOOSE, model=client, schema=SCHEMA)
+        assert remote.hold_s == LOOSE.default_hold_s == 60.0
+    finally:
+        client.close()
+    with pytest.raises(ValueError, match="hold_s"):
+        PolicyHMMStrategyConfig(instrument_id="BTCUSDT.BINANCE", hold_s=0.0)
+    with pytest.raises(ValueError, match="vwap_mode"):
+        PolicyHMMStrategyConfig(instrument_id="BTCUSDT.BINANCE", vwap_mode="sideways")
+    with pytest.raises(ValueError, match="stop_loss_bps"):
+        PolicyHMMStrategyConfig(instrument_id="BTCUSDT.BINANCE", stop_loss_bps=-1.0)
+
+
+def test_stop_loss_closes_a_position_that_moved_against_it_and_signal_exit_can_be_off(
+    synth_setup: tuple[MarketCatalog, Registry], tmp_path: Path
+) -> None:
+    catalog, registry = synth_setup
+    day = catalog.symbol_days("BTCUSDT")[-1].day
+    cfg = msgspec.structs.replace(
+        LOOSE, trading_enabled=True, stop_loss_bps=0.5, hold_s=600.0, signal_exit=False
+    )
+    summary = run_backtest(catalog, "BTCUSDT", [day], "candidate", registry, tmp_path, cfg)
+    reasons = summary["exit_reasons"]
+    assert reasons["STOP"] > 0 and reasons["HOLD"] == reasons["SIGNAL"] == 0
+    timeline = pq.read_table(tmp_path / "timeline.parquet")
+    exits = pq.read_table(tmp_path / "exits.parquet").to_pylist()
+    ts, mid = timeline["ts"].to_numpy(), timeline["mid"].to_numpy()
+    fills = pq.read_table(tmp_path / "fills.parquet").to_pandas()
+    fill_ts = pd.to_datetime(fills["ts_event"]).astype("int64").to_numpy()
+    px = fills["last_px"].astype(float).to_numpy()
+    bought = fills["order_side"].str.upper().str.contains("BUY").to_numpy()
+    stops = [e for e in exits if e["reason"] == "STOP" and not e["requote"]]
+    for e in stops:
+        mid_now = mid[int(np.searchsorted(ts, e["ts"]))]
+        before = fill_ts < e["ts"]
+        if e["side"] == "sell":  # a long: the mid fell under some buy price it paid
+            assert mid_now < px[before & bought].max()
+        else:
+            assert mid_now > px[before & ~bought].min()
