@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.node.test_strategy import make_synth_setup
+from tests.strategy_setup import make_synth_setup
 from training.data.catalog import MarketCatalog
 from training.registry import Registry
 

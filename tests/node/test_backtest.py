@@ -25,7 +25,7 @@ from node.backtest import (
 )
 from serving.testing import local_serve, make_bundle
 from tests.node.test_ensemble_policy import backtest_cli
-from tests.node.test_strategy import LOOSE, SCHEMA, train_and_register
+from tests.strategy_setup import LOOSE, SCHEMA, train_and_register
 from training.cli import main
 from training.data.binance_ws import cli as ws_cli
 from training.data.catalog import MarketCatalog

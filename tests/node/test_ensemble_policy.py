@@ -18,7 +18,7 @@ from node.backtest import run_backtest
 from node.ensemble_policy import PaperBook, ShadowPolicy
 from serving.client import HttpModelClient, InProcessModelClient
 from serving.testing import free_port, make_bundle
-from tests.node.test_strategy import SCHEMA, TRAIN
+from tests.strategy_setup import SCHEMA, TRAIN
 from training.cli import main
 from training.data.catalog import MarketCatalog
 from training.hmm import HMMConfig

@@ -16,54 +16,11 @@ from node.config import PolicyHMMStrategyConfig
 from node.strategy import PolicyHMMStrategy
 from serving.client import HttpModelClient, InProcessModelClient
 from serving.testing import free_port
+from tests.strategy_setup import LOOSE, SCHEMA
 from training.data.catalog import MarketCatalog
-from training.data.synth import SynthConfig, synth
-from training.features import FeatureSchema, schema_for
 from training.features_offline import extract_features, z_columns
-from training.hmm import ForwardFilter, HMMConfig
-from training.labels import LabelConfig
-from training.policy import PolicyConfig
+from training.hmm import ForwardFilter
 from training.registry import Registry
-from training.train import TrainConfig, build_bundle, evaluate_model, fit_model, load_feature_sets
-
-#: Synthetic prices barely move in bp, so labels carry no fee and thresholds are low enough for
-#: the policy to decide buy/sell.
-TRAIN = TrainConfig(
-    hmm=HMMConfig(k_range=(3, 3), covariance_type="diag", n_init=1),
-    labels=LabelConfig(fee_bps=0.0, horizon_s=30.0),
-    policy=PolicyConfig(buy_threshold=0.34, sell_threshold=0.34, n_estimators=30),
-)
-SCHEMA = schema_for("spot", min_periods_s=120.0, standardise_window_s=600.0)
-LOOSE = PolicyHMMStrategyConfig(
-    instrument_id="BTCUSDT.BINANCE",
-    min_conf=0.5,
-    max_spread_bp_base=5.0,
-    vwap_anchor_bps=50.0,
-    max_position=0.01,
-    cooldown_s=5.0,
-    latency_budget_ms=10_000.0,  # in-process inference is never late, even on a loaded machine
-)
-
-
-def train_and_register(
-    catalog: MarketCatalog, symbol: str, days: list, registry_root: Path, schema: FeatureSchema
-) -> Registry:
-    """Fit on ``days`` (all but the last: the last is the evaluation day), register as
-    ``candidate``."""
-    schema, train_set, holdout = load_feature_sets(catalog, symbol, days, schema=schema)
-    model = fit_model(train_set, schema, TRAIN)
-    bundle = build_bundle(model, schema, train_set, TRAIN, evaluate_model(model, holdout, TRAIN))
-    registry = Registry(str(registry_root))
-    registry.register(bundle)
-    return registry
-
-
-def make_synth_setup(root: Path) -> tuple[MarketCatalog, Registry]:
-    """Three 30-minute synthetic days; the model is trained on the first two."""
-    synth(SynthConfig(days=3, seed=1, day_seconds=1800), root / "catalog")
-    catalog = MarketCatalog(root / "catalog")
-    days = [sd.day for sd in catalog.symbol_days("BTCUSDT")]
-    return catalog, train_and_register(catalog, "BTCUSDT", days[:2], root / "registry", SCHEMA)
 
 
 def test_decisions_follow_the_offline_filtered_posterior_and_submit_nothing_when_disabled(

@@ -15,21 +15,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from node.config import PolicyHMMStrategyConfig
+from ops.acceptance import REASON_CODES
+from tests.strategy_setup import LOOSE, make_synth_setup
 from training.data.catalog import MarketCatalog
-from training.data.synth import SynthConfig, synth
-from training.features import FeatureSchema, schema_for
-from training.hmm import HMMConfig
-from training.labels import LabelConfig
-from training.policy import PolicyConfig
 from training.registry import Registry
-from training.train import TrainConfig, build_bundle, evaluate_model, fit_model, load_feature_sets
 
 DAYS = ("2024-01-01", "2024-01-02")
 ROWS_PER_DAY = 600
 MAX_POSITION = 0.01
 MAX_DRAWDOWN = 100.0
-BLOCK_REASONS = ("KILL", "LATENCY", "DRIFT", "CONF", "SPREAD", "DD", "POS", "COOLDOWN", "VWAP")
+BLOCK_REASONS = REASON_CODES
 
 TIMELINE_TYPES = {
     "ts": pa.int64(),
@@ -220,45 +215,11 @@ def good_spec() -> dict[str, Any]:
     return make_spec()
 
 
-#: Synthetic prices barely move in bp, so labels carry no fee and thresholds are low enough for
-#: the policy to decide buy/sell (the settings of the node tests).
-TRAIN = TrainConfig(
-    hmm=HMMConfig(k_range=(3, 3), covariance_type="diag", n_init=1),
-    labels=LabelConfig(fee_bps=0.0, horizon_s=30.0),
-    policy=PolicyConfig(buy_threshold=0.34, sell_threshold=0.34, n_estimators=30),
-)
-SCHEMA = schema_for("spot", min_periods_s=120.0, standardise_window_s=600.0)
-LOOSE = PolicyHMMStrategyConfig(
-    instrument_id="BTCUSDT.BINANCE",
-    min_conf=0.5,
-    max_spread_bp_base=5.0,
-    vwap_anchor_bps=50.0,
-    max_position=0.01,
-    cooldown_s=5.0,
-)
-
-
-def train_and_register(
-    catalog: MarketCatalog, symbol: str, days: list, registry_root: Path, schema: FeatureSchema
-) -> Registry:
-    """Fit on ``days`` (the last is the held-out day), register the bundle as ``candidate``."""
-    schema, train_set, holdout = load_feature_sets(catalog, symbol, days, schema=schema)
-    model = fit_model(train_set, schema, TRAIN)
-    bundle = build_bundle(model, schema, train_set, TRAIN, evaluate_model(model, holdout, TRAIN))
-    registry = Registry(str(registry_root))
-    registry.register(bundle)
-    return registry
-
-
 @pytest.fixture(scope="session")
 def synth_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[MarketCatalog, Registry]:
     """Three 30-minute synthetic BTCUSDT spot days; ``candidate`` is trained on the first two
     (the third is left for a backtest)."""
-    root = tmp_path_factory.mktemp("ops_synth")
-    synth(SynthConfig(days=3, seed=1, day_seconds=1800), root / "catalog")
-    catalog = MarketCatalog(root / "catalog")
-    days = [sd.day for sd in catalog.symbol_days("BTCUSDT")]
-    return catalog, train_and_register(catalog, "BTCUSDT", days[:2], root / "registry", SCHEMA)
+    return make_synth_setup(tmp_path_factory.mktemp("ops_synth"))
 
 
 @pytest.fixture(scope="session")

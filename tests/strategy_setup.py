@@ -1,0 +1,56 @@
+"""The trained-on-synthetic-days model the node and ops tests backtest, built one way.
+
+Labels carry no fee and thresholds are low so the policy decides buy/sell often on short days;
+the 120 s warm-up lets 30-minute days produce samples.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from node.config import PolicyHMMStrategyConfig
+from training.data.catalog import MarketCatalog
+from training.data.synth import SynthConfig, synth
+from training.features import FeatureSchema, schema_for
+from training.hmm import HMMConfig
+from training.labels import LabelConfig
+from training.policy import PolicyConfig
+from training.registry import Registry
+from training.train import TrainConfig, build_bundle, evaluate_model, fit_model, load_feature_sets
+
+TRAIN = TrainConfig(
+    hmm=HMMConfig(k_range=(3, 3), covariance_type="diag", n_init=1),
+    labels=LabelConfig(fee_bps=0.0, horizon_s=30.0),
+    policy=PolicyConfig(buy_threshold=0.34, sell_threshold=0.34, n_estimators=30),
+)
+SCHEMA = schema_for("spot", min_periods_s=120.0, standardise_window_s=600.0)
+LOOSE = PolicyHMMStrategyConfig(
+    instrument_id="BTCUSDT.BINANCE",
+    min_conf=0.5,
+    max_spread_bp_base=5.0,
+    vwap_anchor_bps=50.0,
+    max_position=0.01,
+    cooldown_s=5.0,
+    latency_budget_ms=10_000.0,  # a Serve-backed run on a loaded machine is never late
+)
+
+
+def train_and_register(
+    catalog: MarketCatalog, symbol: str, days: list, registry_root: Path, schema: FeatureSchema
+) -> Registry:
+    """Fit on ``days`` (the last is the held-out day), register the bundle as ``candidate``."""
+    schema, train_set, holdout = load_feature_sets(catalog, symbol, days, schema=schema)
+    model = fit_model(train_set, schema, TRAIN)
+    bundle = build_bundle(model, schema, train_set, TRAIN, evaluate_model(model, holdout, TRAIN))
+    registry = Registry(str(registry_root))
+    registry.register(bundle)
+    return registry
+
+
+def make_synth_setup(root: Path) -> tuple[MarketCatalog, Registry]:
+    """Three 30-minute synthetic BTCUSDT spot days; ``candidate`` is trained on the first two
+    (the third is left for a backtest)."""
+    synth(SynthConfig(days=3, seed=1, day_seconds=1800), root / "catalog")
+    catalog = MarketCatalog(root / "catalog")
+    days = [sd.day for sd in catalog.symbol_days("BTCUSDT")]
+    return catalog, train_and_register(catalog, "BTCUSDT", days[:2], root / "registry", SCHEMA)
