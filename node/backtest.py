@@ -40,7 +40,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from node.config import PolicyHMMStrategyConfig, label_horizon_s
-from node.execution import EXIT_REASONS
+from node.execution import EXIT_REASONS, VWAP_MODES
 from serving.client import HttpModelClient, InProcessModelClient, ModelClient
 from training.data.catalog import MarketCatalog
 from training.registry import Registry
@@ -475,6 +475,10 @@ _BLOCK_SCHEMA = pa.schema(
 @click.option("--trading/--no-trading", default=True, show_default=True)
 @click.option("--prob-slippage", type=float, default=0.1, show_default=True)
 @click.option("--latency-ms", type=float, default=5.0, show_default=True)
+@click.option("--hold-s", type=float, default=None, help="Hold time [default: the label horizon].")
+@click.option("--stop-loss-bps", type=float, default=0.0, show_default=True, help="0 = off.")
+@click.option("--signal-exit/--no-signal-exit", default=False, show_default=True)
+@click.option("--vwap-mode", type=click.Choice(VWAP_MODES), default="trend", show_default=True)
 def backtest_command(
     catalog_root: str,
     symbol: str,
@@ -489,6 +493,10 @@ def backtest_command(
     trading: bool,
     prob_slippage: float,
     latency_ms: float,
+    hold_s: float | None,
+    stop_loss_bps: float,
+    signal_exit: bool,
+    vwap_mode: str,
 ) -> None:
     """Backtest the strategy on catalog symbol-days; writes reports and summary.json to --out."""
     try:
@@ -497,7 +505,18 @@ def backtest_command(
         raise click.BadParameter(str(exc), param_hint="--days") from exc
     if budget_ms is not None and not budget_ms > 0:
         raise click.BadParameter(f"must be > 0, got {budget_ms}", param_hint="--budget-ms")
-    cfg = PolicyHMMStrategyConfig(instrument_id=symbol, min_conf=min_conf, trading_enabled=trading)
+    try:
+        cfg = PolicyHMMStrategyConfig(
+            instrument_id=symbol,
+            min_conf=min_conf,
+            trading_enabled=trading,
+            hold_s=hold_s,
+            stop_loss_bps=stop_loss_bps,
+            signal_exit=signal_exit,
+            vwap_mode=vwap_mode,
+        )
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
     summary = run_backtest(
         MarketCatalog(catalog_root),
         symbol,

@@ -38,8 +38,9 @@ class PolicyHMMStrategyConfig(StrategyConfig, frozen=True):
     ``default_hold_s``), extended by every confident (>= ``min_conf``) same-side signal, closed
     early by an opposite signal only with ``signal_exit`` (off by default, chosen on training
     days: single opposite samples cut holds to ~30 s, far below the horizon the edge was
-    measured on, and lost net PnL), by a ``stop_loss_bps`` adverse move (0 = off) or the kill switch (KILL flattens), always with a
-    passive post-only order at the touch re-quoted every ``exit_requote_s``. VWAP anchoring
+    measured on, and lost net PnL), by a ``stop_loss_bps`` adverse move (0 = off) or the kill
+    switch (KILL flattens), always with a passive post-only order at the touch re-quoted every
+    ``exit_requote_s``. VWAP anchoring
     (``vwap_mode``, see :func:`node.execution.vwap_blocks`) only applies to entries.
     ``modelled_latency_ms`` (not ``None``) is what the LATENCY guard sees instead of the measured
     inference time: the backtest sets it for the in-process client so that machine load cannot

@@ -130,9 +130,19 @@ def test_cli_backtest_two_days_writes_run_dir(
     args = ["backtest", "--catalog", str(catalog.root), "--symbol", "BTCUSDT",
             "--days", days[0], "--days", days[1], "--model", "candidate",
             "--registry", str(registry.root), "--out", str(out), "--min-conf", "0.99",
-            "--no-trading"]  # fmt: skip
+            "--no-trading", "--hold-s", "45", "--stop-loss-bps", "12", "--vwap-mode", "band"]  # fmt: skip
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
+    strategy = json.loads((out / "config.json").read_text())["strategy"]
+    assert (strategy["hold_s"], strategy["stop_loss_bps"], strategy["vwap_mode"]) == (
+        45,
+        12,
+        "band",
+    )
+    bad = CliRunner().invoke(
+        main, [*args[:-6], "--stop-loss-bps", "-1", "--out", str(tmp_path / "x")]
+    )
+    assert bad.exit_code != 0 and "stop_loss_bps" in bad.output
     assert "net_pnl" in result.output and "sharpe" in result.output
     summary = json.loads((out / "summary.json").read_text())
     assert_run_dir(out, summary)
