@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "KILL_SWITCH_FILE",
     "REASONS",
     "GuardInput",
     "GuardLimits",
@@ -27,7 +28,11 @@ __all__ = [
     "PeakStore",
     "Verdict",
     "max_spread_bp",
+    "peak_path",
 ]
+
+#: The kill switch's file name in a strategy's ``state_dir``.
+KILL_SWITCH_FILE = "kill_switch.json"
 
 #: Block reasons in the order they are checked.
 REASONS: tuple[str, ...] = (
@@ -137,6 +142,11 @@ class KillSwitch:
             self._cached, self._seen = _read_json(self.path), seen
         return dict(self._cached)
 
+    def state(self) -> dict[str, Any]:
+        """The persisted state (a copy): ``tripped``, ``reason``, ``ts``, ``running``; just
+        ``{"tripped": False}`` while no file exists. A corrupt file raises naming it."""
+        return self._state()
+
     @property
     def tripped(self) -> bool:
         return bool(self._state().get("tripped", False))
@@ -169,6 +179,16 @@ class KillSwitch:
         _write_json(self.path, state)
 
 
+def peak_path(kill_switch_path: str | Path) -> Path:
+    """Where the drawdown peak lives: beside the kill switch, ``<stem>.peak.json``.
+
+    >>> peak_path("/node/kill_switch.json").name
+    'kill_switch.peak.json'
+    """
+    kill = Path(kill_switch_path)
+    return kill.with_name(kill.stem + ".peak.json")
+
+
 class PeakStore:
     """The equity peak for DD, persisted at ``path`` so a restart keeps it."""
 
@@ -199,7 +219,7 @@ class Guardrails:
     def __init__(self, limits: GuardLimits, kill_switch_path: str | Path) -> None:
         self.limits = limits
         self.kill = KillSwitch(kill_switch_path)
-        self.peak = PeakStore(self.kill.path.with_name(self.kill.path.stem + ".peak.json"))
+        self.peak = PeakStore(peak_path(self.kill.path))
         self.counts: Counter[str] = Counter()
         self.last_order_ns: int | None = None
 

@@ -30,7 +30,7 @@ from nautilus_trader.trading.strategy import Strategy
 from node.config import PolicyHMMStrategyConfig, label_horizon_s
 from node.execution import HoldTimer, exit_reason, limit_price, plan_order
 from node.feature_actor import NautilusFeatureFeed
-from node.guardrails import GuardInput, GuardLimits, Guardrails, Verdict
+from node.guardrails import KILL_SWITCH_FILE, GuardInput, GuardLimits, Guardrails, Verdict
 from serving.client import InProcessModelClient, ModelClient
 
 if TYPE_CHECKING:
@@ -92,7 +92,7 @@ class PolicyHMMStrategy(Strategy):
         self.schema = schema
         self.shadow = shadow
         self.feed = NautilusFeatureFeed(schema, self._on_sample)
-        kill_path = config.kill_switch_path or str(Path(config.state_dir) / "kill_switch.json")
+        kill_path = config.kill_switch_path or str(Path(config.state_dir) / KILL_SWITCH_FILE)
         self.guards = Guardrails(_limits(config), kill_path)
         self.log_posterior: list[float] | None = None
         self._session: int | None = None

@@ -16,11 +16,9 @@ from typing import Any
 
 import click
 
-from node.guardrails import KillSwitch, PeakStore
+from node.guardrails import KILL_SWITCH_FILE, KillSwitch, PeakStore, peak_path
 
-__all__ = ["KILL_SWITCH_FILE", "kill_switch_state", "killswitch", "paths"]
-
-KILL_SWITCH_FILE = "kill_switch.json"
+__all__ = ["kill_switch_state", "killswitch", "paths"]
 
 
 def paths(state_dir: str | Path) -> tuple[Path, Path]:
@@ -30,21 +28,14 @@ def paths(state_dir: str | Path) -> tuple[Path, Path]:
     ['kill_switch.json', 'kill_switch.peak.json']
     """
     kill = Path(state_dir) / KILL_SWITCH_FILE
-    return kill, kill.with_name(kill.stem + ".peak.json")
+    return kill, peak_path(kill)
 
 
 def kill_switch_state(state_dir: str | Path) -> dict[str, Any]:
     """The persisted state: ``tripped``, ``reason``, ``since`` (ISO time or None), ``running``
     (a crash marker when the node is not running), ``peak`` (None if never stored)."""
     kill_path, peak_path = paths(state_dir)
-    raw: dict[str, Any] = {}
-    if kill_path.exists():
-        try:
-            raw = json.loads(kill_path.read_text())
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{kill_path}:{exc.lineno}: not valid JSON ({exc.msg})") from exc
-        if not isinstance(raw, dict):
-            raise ValueError(f"{kill_path}:1: expected a JSON object")
+    raw = KillSwitch(kill_path).state()
     ts = raw.get("ts")
     since = (
         datetime.datetime.fromtimestamp(float(ts), datetime.UTC).isoformat(timespec="seconds")
