@@ -42,6 +42,7 @@ import pyarrow.parquet as pq
 from node.config import PolicyHMMStrategyConfig, label_horizon_s
 from node.execution import EXIT_REASONS, VWAP_MODES
 from serving.client import HttpModelClient, InProcessModelClient, ModelClient
+from training.cli import days_option
 from training.data.catalog import MarketCatalog
 from training.registry import Registry
 
@@ -459,7 +460,7 @@ _BLOCK_SCHEMA = pa.schema(
 @click.command("backtest")
 @click.option("--catalog", "catalog_root", required=True, type=click.Path(exists=True))
 @click.option("--symbol", required=True, help="BTCUSDT, BTCUSDT-PERP or an instrument id.")
-@click.option("--days", multiple=True, help="YYYY-MM-DD (repeatable); default: every day.")
+@days_option
 @click.option("--model", "model_ref", default="live", show_default=True)
 @click.option("--registry", "registry_root", default=None, help="Overrides NHMM_REGISTRY.")
 @click.option("--out", "out_dir", required=True, type=click.Path(), help="RUN_DIR.")
@@ -482,7 +483,7 @@ _BLOCK_SCHEMA = pa.schema(
 def backtest_command(
     catalog_root: str,
     symbol: str,
-    days: tuple[str, ...],
+    days: tuple[datetime.date, ...],
     model_ref: str,
     registry_root: str | None,
     out_dir: str,
@@ -499,10 +500,7 @@ def backtest_command(
     vwap_mode: str,
 ) -> None:
     """Backtest the strategy on catalog symbol-days; writes reports and summary.json to --out."""
-    try:
-        day_list = [datetime.date.fromisoformat(d) for d in days] or None
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--days") from exc
+    day_list = list(days) or None
     if budget_ms is not None and not budget_ms > 0:
         raise click.BadParameter(f"must be > 0, got {budget_ms}", param_hint="--budget-ms")
     try:

@@ -6,9 +6,34 @@ dependencies (Nautilus, Ray) load only for the commands that need them.
 
 from __future__ import annotations
 
+import datetime
 import importlib
 
 import click
+
+
+def _dates(
+    ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
+) -> tuple[datetime.date, ...]:
+    days = []
+    for part in ",".join(value).replace(" ", ",").split(","):
+        if not part:
+            continue
+        try:
+            days.append(datetime.date.fromisoformat(part))
+        except ValueError as exc:
+            raise click.BadParameter(f"{part!r} is not YYYY-MM-DD ({exc})") from exc
+    return tuple(days)
+
+
+#: ``--days``, the symbol-days a command works on (repeatable or comma-separated), parsed to
+#: dates; empty means every day.
+days_option = click.option(
+    "--days",
+    multiple=True,
+    callback=_dates,
+    help="YYYY-MM-DD (repeatable or comma-separated); default: every day.",
+)
 
 
 class LazyGroup(click.Group):

@@ -12,21 +12,8 @@ from pathlib import Path
 
 import click
 
+from training.cli import days_option
 from training.features import FeatureSchema, schema_for
-
-
-def _parse_days(value: str | None) -> list[datetime.date] | None:
-    if not value:
-        return None
-    days = []
-    for part in value.replace(" ", ",").split(","):
-        if not part:
-            continue
-        try:
-            days.append(datetime.date.fromisoformat(part))
-        except ValueError as exc:
-            raise click.BadParameter(f"{part!r} is not YYYY-MM-DD", param_hint="--days") from exc
-    return days
 
 
 @click.group()
@@ -37,7 +24,7 @@ def features() -> None:
 @features.command("extract")
 @click.option("--catalog", "catalog_dir", required=True, type=click.Path(file_okay=False))
 @click.option("--symbol", required=True, help="BTCUSDT, BTCUSDT-PERP or a full instrument id.")
-@click.option("--days", default=None, help="Comma-separated YYYY-MM-DD; default every day.")
+@days_option
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
 @click.option(
     "--schema",
@@ -58,7 +45,7 @@ def features() -> None:
 def extract(
     catalog_dir: str,
     symbol: str,
-    days: str | None,
+    days: tuple[datetime.date, ...],
     out_dir: str,
     schema_file: str | None,
     interval: float | None,
@@ -97,7 +84,7 @@ def extract(
         paths = extract_many(
             catalog,
             symbol,
-            _parse_days(days),
+            list(days) or None,
             schema,
             out_dir,
             continuous=not per_day,

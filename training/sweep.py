@@ -28,6 +28,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from training.cli import days_option
 from training.data.catalog import MarketCatalog, SymbolDay
 from training.feature_cache import cached_features, load_tables
 from training.features import FeatureSchema
@@ -576,7 +577,7 @@ def print_top(result: SweepResult, n: int = 10) -> None:
 @click.command("sweep")
 @click.option("--catalog", "catalog_root", required=True, type=click.Path(exists=True))
 @click.option("--symbols", multiple=True, help="Symbol (repeatable); default: every symbol.")
-@click.option("--days", multiple=True, help="YYYY-MM-DD (repeatable); default: every day.")
+@days_option
 @click.option("--num-samples", type=int, default=16, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--scheduler", type=click.Choice(["asha", "fifo"]), default="asha", show_default=True)
@@ -599,7 +600,7 @@ def print_top(result: SweepResult, n: int = 10) -> None:
 def sweep(
     catalog_root: str,
     symbols: tuple[str, ...],
-    days: tuple[str, ...],
+    days: tuple[datetime.date, ...],
     num_samples: int,
     seed: int,
     scheduler: str,
@@ -622,13 +623,9 @@ def sweep(
         space = dataclasses.replace(space, covariance_type=tuple(covariances))
     if n_inits:
         space = dataclasses.replace(space, n_init=tuple(n_inits))
-    try:
-        parsed = tuple(datetime.date.fromisoformat(d) for d in days)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--days") from exc
     cfg = SweepConfig(
         symbols=symbols,
-        days=parsed,
+        days=days,
         num_samples=num_samples,
         seed=seed,
         space=space,

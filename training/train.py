@@ -24,6 +24,7 @@ import numpy as np
 import pyarrow as pa
 
 from training.bundle import ModelBundle, feature_histograms
+from training.cli import days_option
 from training.data.catalog import MarketCatalog, SymbolDay
 from training.features import FeatureSchema
 from training.features_offline import SCHEMA_KEY, extract_many, z_columns
@@ -298,7 +299,7 @@ def train(
 @click.command("train")
 @click.option("--catalog", "catalog_root", required=True, type=click.Path(exists=True))
 @click.option("--symbol", required=True, help="BTCUSDT, BTCUSDT-PERP or an instrument id.")
-@click.option("--days", multiple=True, help="YYYY-MM-DD (repeatable); default: every day.")
+@days_option
 @click.option("--k", "k_range", nargs=2, type=int, default=(3, 5), show_default=True)
 @click.option(
     "--covariance", type=click.Choice(["full", "diag"]), default="full", show_default=True
@@ -312,7 +313,7 @@ def train(
 def train_command(
     catalog_root: str,
     symbol: str,
-    days: tuple[str, ...],
+    days: tuple[datetime.date, ...],
     k_range: tuple[int, int],
     covariance: str,
     n_init: int,
@@ -341,7 +342,7 @@ def train_command(
         policy=PolicyConfig(seed=seed),
         labels=LabelConfig(horizon_s=horizon_s, fee_bps=fee_bps),
     )
-    selected = [datetime.date.fromisoformat(d) for d in days] or None
+    selected = list(days) or None
     t0 = time.perf_counter()
     bundle, metrics = train(catalog, symbol, selected, config, progress=True)
     registry = Registry(registry_root)
