@@ -43,7 +43,7 @@ from node.engine import binance_engine, symbol_day_data
 from node.strategy import PolicyHMMStrategy
 from serving.client import InProcessModelClient
 from training.data.catalog import MarketCatalog, SymbolDay
-from training.data.synth import PRESETS, preset, synth
+from training.data.sources.synth import PRESETS, preset, synth
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TARGET_RATIO = 0.5
@@ -173,9 +173,9 @@ def trained_model(
 
         bundle, _ = make_bundle(seed)
     else:
-        from training.hmm import HMMConfig
-        from training.labels import LabelConfig
-        from training.train import TrainConfig, train
+        from training.models.hmm import HMMConfig
+        from training.models.labels import LabelConfig
+        from training.pipelines.train import TrainConfig, train
 
         fee_bps = float(catalog.instrument("BTCUSDT").maker_fee) * 1e4
         config = TrainConfig(
@@ -190,7 +190,7 @@ def trained_model(
 
 
 def real_day(root: Path) -> tuple[MarketCatalog, SymbolDay]:
-    from training.data.binance_ws import import_ws
+    from training.data.sources.binance_ws import import_ws
 
     files = [WS_DIR / "spot_btcusdt_20240808.gz", WS_DIR / "spot_btcusdt_20240809.gz"]
     import_ws(files, root / "real", market="spot")

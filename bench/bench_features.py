@@ -21,11 +21,11 @@ from pathlib import Path
 import numpy as np
 
 from node.feature_actor import backtest_features
-from training.data.binance_ws import import_ws
 from training.data.catalog import MarketCatalog, SymbolDay
-from training.data.synth import SynthConfig, synth
-from training.features import FeatureEngine, FeatureSample, samples_to_columns, schema_for
-from training.features_offline import market_of
+from training.data.sources.binance_ws import import_ws
+from training.data.sources.synth import SynthConfig, synth
+from training.features.engine import FeatureEngine, FeatureSample, samples_to_columns, schema_for
+from training.features.offline import market_of
 
 REPO = Path(__file__).resolve().parents[1]
 WS = REPO.parent / "shared" / "data" / "binance-ws"

@@ -24,9 +24,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from training.hmm import ForwardFilter, HMMConfig, HMMParams, fit_hmm, sample_hmm
-from training.online import partial_fit
-from training.policy import PolicyConfig, fit_policy, policy_inputs
+from training.models.hmm import ForwardFilter, HMMConfig, HMMParams, fit_hmm, sample_hmm
+from training.models.online import partial_fit
+from training.models.policy import PolicyConfig, fit_policy, policy_inputs
 
 K, D = 4, 10
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -42,8 +42,8 @@ from serving.app import _typed, build_app  # noqa: E402
 from serving.model import InferenceModel  # noqa: E402
 from serving.schemas import InferRequest  # noqa: E402
 from serving.testing import make_bundle  # noqa: E402
-from training.online import partial_fit as online_partial_fit  # noqa: E402
-from training.registry import Registry  # noqa: E402
+from training.artifacts.registry import Registry  # noqa: E402
+from training.models.online import partial_fit as online_partial_fit  # noqa: E402
 
 echo_api = FastAPI()
 ECHO_ANSWER: dict[str, Any] = {}  # filled in main() with a real inference result

@@ -25,8 +25,8 @@ from rich.console import Console
 from rich.table import Table
 
 from cluster import shutdown
-from training.data.synth import SynthConfig, synth
-from training.sweep import SweepConfig, best_row, plan_sweep, run_sequential, run_sweep
+from training.data.sources.synth import SynthConfig, synth
+from training.pipelines.sweep import SweepConfig, best_row, plan_sweep, run_sequential, run_sweep
 
 TARGET = 1.6
 

@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from training.data.catalog import MarketCatalog, SymbolDay
-from training.data.synth import SynthConfig, generate, synth_instrument, write_labels
+from training.data.sources.synth import SynthConfig, generate, synth_instrument, write_labels
 
 RESULTS = Path(__file__).resolve().parent / "results"
 GEN_TARGET_S = 120.0

@@ -42,12 +42,12 @@ import pyarrow.parquet as pq
 from node.config import PolicyHMMStrategyConfig, label_horizon_s
 from node.execution import EXIT_REASONS, VWAP_MODES
 from serving.client import HttpModelClient, InProcessModelClient, ModelClient
-from training.cli import days_option
+from training.artifacts.registry import Registry
+from training.cli.options import days_option
 from training.data.catalog import MarketCatalog
-from training.registry import Registry
 
 if TYPE_CHECKING:
-    from training.bundle import ModelBundle
+    from training.artifacts.bundle import ModelBundle
 
 __all__ = [
     "IN_PROCESS_LATENCY_MS",
@@ -146,7 +146,7 @@ def adaptation_report(bundle: ModelBundle, timeline: pa.Table, days: list[str]) 
     log-likelihood) and one guarded ``partial_fit`` of the bundle's HMM on them (never
     registered). A failure is recorded in ``partial_fit.error``, never raised."""
     from serving.drift import DriftMonitor
-    from training.online import partial_fit
+    from training.models.online import partial_fit
 
     params = bundle.hmm_params()
     answered = timeline.filter(pc.greater_equal(timeline["state"], 0))
@@ -235,15 +235,7 @@ def run_backtest(
     wall0 = time.perf_counter()
     venue = venue or VenueOptions()
     out = Path(out_dir)
-    sds = catalog.symbol_days(symbol)
-    if days is not None:
-        wanted = set(days)
-        sds = [sd for sd in sds if sd.day in wanted]
-        missing = sorted(wanted - {sd.day for sd in sds})
-        if missing:
-            raise KeyError(f"days: {[d.isoformat() for d in missing]} not in catalog for {symbol}")
-    if not sds:
-        raise KeyError(f"symbol: no days of {symbol!r} in {catalog.root}")
+    sds = catalog.select(symbol, days)
     if (shadow or model is None) and registry is None:
         raise ValueError("registry: required unless an in-process model is given (no shadow)")
     instrument = catalog.instrument(sds[0].instrument_id)

@@ -30,7 +30,7 @@ from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.model.objects import FIXED_SCALAR, Price, Quantity
 
 from training.data.catalog import decode_fixed
-from training.features import FeatureEngine, FeatureSample, FeatureSchema, schema_for
+from training.features.engine import FeatureEngine, FeatureSample, FeatureSchema, schema_for
 
 if TYPE_CHECKING:
     from training.data.catalog import MarketCatalog, SymbolDay

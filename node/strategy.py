@@ -35,7 +35,7 @@ from serving.client import InProcessModelClient, ModelClient
 
 if TYPE_CHECKING:
     from node.ensemble_policy import ShadowPolicy
-    from training.features import FeatureSchema
+    from training.features.engine import FeatureSchema
 
 __all__ = ["PolicyHMMStrategy"]
 

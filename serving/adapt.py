@@ -25,9 +25,9 @@ import numpy as np
 
 from serving.drift import kl_divergence
 from serving.model import InferenceError, SchemaVersionMismatch
-from training.bundle import histogram_counts
-from training.online import partial_fit as online_partial_fit
-from training.registry import Registry, RegistryError
+from training.artifacts.bundle import histogram_counts
+from training.artifacts.registry import Registry, RegistryError
+from training.models.online import partial_fit as online_partial_fit
 
 __all__ = ["FitOutcome", "child_histograms", "fit_child"]
 

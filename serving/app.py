@@ -62,8 +62,8 @@ from serving.schemas import (
     TrainRequest,
     TrainResponse,
 )
-from training.bundle import BundleError
-from training.registry import Registry, RegistryError
+from training.artifacts.bundle import BundleError
+from training.artifacts.registry import Registry, RegistryError
 
 MAX_MODELS_PER_REPLICA = 4
 METRICS_REFRESH_S = 0.5  # gauges are re-sent at least this often (Ray evicts stale series)

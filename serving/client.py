@@ -21,9 +21,9 @@ import httpx
 import numpy as np
 
 from serving.model import InferenceError, InferenceModel, InferenceResult
-from training.bundle import ModelBundle
-from training.features import FeatureSchema
-from training.registry import Registry
+from training.artifacts.bundle import ModelBundle
+from training.artifacts.registry import Registry
+from training.features.engine import FeatureSchema
 
 Status = Literal["ok", "timeout", "error"]
 Vector = Sequence[float] | np.ndarray

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from river import drift as river_drift
 
-from training.bundle import ModelBundle, histogram_counts
+from training.artifacts.bundle import ModelBundle, histogram_counts
 
 
 def kl_divergence(p: np.ndarray, q: np.ndarray) -> float:

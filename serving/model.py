@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from training.bundle import ModelBundle, bundle_files, verify_files
-from training.hmm import ForwardFilter
+from training.artifacts.bundle import ModelBundle, bundle_files, verify_files
+from training.models.hmm import ForwardFilter
 
 #: Lowest log probability returned: keeps ``log_posterior`` finite (JSON has no ``-inf``).
 LOG_FLOOR = -700.0

@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from training.bundle import ModelBundle, feature_histograms
-from training.features import schema_for
-from training.hmm import ForwardFilter, HMMParams, sample_hmm
-from training.policy import PolicyConfig, fit_policy
+from training.artifacts.bundle import ModelBundle, feature_histograms
+from training.features.engine import schema_for
+from training.models.hmm import ForwardFilter, HMMParams, sample_hmm
+from training.models.policy import PolicyConfig, fit_policy
 
 __all__ = ["free_port", "local_serve", "make_bundle"]
 

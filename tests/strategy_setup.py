@@ -9,14 +9,20 @@ from __future__ import annotations
 from pathlib import Path
 
 from node.config import PolicyHMMStrategyConfig
+from training.artifacts.registry import Registry
 from training.data.catalog import MarketCatalog
-from training.data.synth import SynthConfig, synth
-from training.features import FeatureSchema, schema_for
-from training.hmm import HMMConfig
-from training.labels import LabelConfig
-from training.policy import PolicyConfig
-from training.registry import Registry
-from training.train import TrainConfig, build_bundle, evaluate_model, fit_model, load_feature_sets
+from training.data.sources.synth import SynthConfig, synth
+from training.features.engine import FeatureSchema, schema_for
+from training.models.hmm import HMMConfig
+from training.models.labels import LabelConfig
+from training.models.policy import PolicyConfig
+from training.pipelines.train import (
+    TrainConfig,
+    build_bundle,
+    evaluate_model,
+    fit_model,
+    load_feature_sets,
+)
 
 TRAIN = TrainConfig(
     hmm=HMMConfig(k_range=(3, 3), covariance_type="diag", n_init=1),

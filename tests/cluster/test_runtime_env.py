@@ -86,7 +86,7 @@ def test_real_checkout_package_is_code_only_and_small(tmp_path: Path) -> None:
     env = project_runtime_env(environ={})
     out = tmp_path / "repo.zip"
     names = _ray_package(REPO, env, out)
-    assert {"pyproject.toml", "cluster/connect.py", "training/cli.py"} <= names
+    assert {"pyproject.toml", "cluster/connect.py", "training/cli/__init__.py"} <= names
     top = {name.split("/", 1)[0] for name in names}
     assert not top & {".venv", ".git", "model_store", "demo_run", "catalog", "runs"}
     assert not [n for n in names if n.endswith((".parquet", ".pyc"))]

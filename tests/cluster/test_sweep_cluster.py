@@ -13,8 +13,8 @@ from ray.job_submission import JobSubmissionClient
 
 from cluster import ClusterInfo, shutdown, submit_job
 from tests.cluster.conftest import RAY_CLI, RayHead
-from training.registry import Registry
-from training.sweep import SearchSpace, SweepConfig, run_sweep
+from training.artifacts.registry import Registry
+from training.pipelines.sweep import SearchSpace, SweepConfig, run_sweep
 
 TINY = dataclasses.replace(
     SearchSpace(), k=(3,), covariance_type=("diag",), n_init=(1,), n_estimators=(10,)

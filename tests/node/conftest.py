@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tests.strategy_setup import make_synth_setup
+from training.artifacts.registry import Registry
 from training.data.catalog import MarketCatalog
-from training.registry import Registry
 
 
 @pytest.fixture(scope="session")

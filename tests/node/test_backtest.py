@@ -26,12 +26,12 @@ from node.backtest import (
 from serving.testing import local_serve, make_bundle
 from tests.node.test_ensemble_policy import backtest_cli
 from tests.strategy_setup import LOOSE, SCHEMA, train_and_register
+from training.artifacts.registry import Registry
 from training.cli import main
-from training.data.binance_ws import cli as ws_cli
 from training.data.catalog import MarketCatalog
-from training.data.synth import SynthConfig, synth
-from training.features import schema_for
-from training.registry import Registry
+from training.data.sources.binance_ws import cli as ws_cli
+from training.data.sources.synth import SynthConfig, synth
+from training.features.engine import schema_for
 
 REPORTS = ("fills", "positions", "account", "timeline", "entries", "blocks")
 SUMMARY_KEYS = ("net_pnl", "sharpe", "sharpe_basis", "n_returns", "max_drawdown", "trades",

@@ -19,11 +19,11 @@ from node.ensemble_policy import PaperBook, ShadowPolicy
 from serving.client import HttpModelClient, InProcessModelClient
 from serving.testing import free_port, make_bundle
 from tests.strategy_setup import SCHEMA, TRAIN
+from training.artifacts.registry import Registry
 from training.cli import main
 from training.data.catalog import MarketCatalog
-from training.hmm import HMMConfig
-from training.registry import Registry
-from training.train import build_bundle, evaluate_model, fit_model, load_feature_sets
+from training.models.hmm import HMMConfig
+from training.pipelines.train import build_bundle, evaluate_model, fit_model, load_feature_sets
 
 #: A budget machine load never reaches: LATENCY must not differ between compared runs.
 CLI_CONFIG = ["--min-conf", "0.5", "--trading", "--budget-ms", "10000"]

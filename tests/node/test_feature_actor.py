@@ -12,13 +12,13 @@ from click.testing import CliRunner
 from nautilus_trader.test_kit.providers import TestInstrumentProvider
 
 from node.feature_actor import backtest_features
-from tests.training.test_features import random_stream
-from training.data.binance_ws import cli as ws_cli
+from tests.training.features.test_engine import random_stream
 from training.data.catalog import MarketCatalog, SymbolDay
 from training.data.columns import MarketEvents, QuoteColumns
-from training.data.synth import SynthConfig, synth
-from training.features import FeatureSample, FeatureSchema, schema_for
-from training.features_offline import extract_features, features_table, raw_columns, z_columns
+from training.data.sources.binance_ws import cli as ws_cli
+from training.data.sources.synth import SynthConfig, synth
+from training.features.engine import FeatureSample, FeatureSchema, schema_for
+from training.features.offline import extract_features, features_table, raw_columns, z_columns
 
 
 def backtest_samples(catalog: MarketCatalog, sd: SymbolDay, schema: FeatureSchema) -> list:
@@ -117,7 +117,7 @@ def test_parity_on_real_binance_recordings(
 
 @pytest.fixture(scope="module")
 def synth_catalog(tmp_path_factory: pytest.TempPathFactory) -> MarketCatalog:
-    """A short synthetic regime day (15 min) from ``training.data.synth``."""
+    """A short synthetic regime day (15 min) from ``training.data.sources.synth``."""
     root = tmp_path_factory.mktemp("synth_catalog")
     synth(SynthConfig(day_seconds=900, seed=5), root)
     return MarketCatalog(root)

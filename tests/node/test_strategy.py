@@ -17,10 +17,10 @@ from node.strategy import PolicyHMMStrategy
 from serving.client import HttpModelClient, InProcessModelClient
 from serving.testing import free_port
 from tests.strategy_setup import LOOSE, SCHEMA
+from training.artifacts.registry import Registry
 from training.data.catalog import MarketCatalog
-from training.features_offline import extract_features, z_columns
-from training.hmm import ForwardFilter
-from training.registry import Registry
+from training.features.offline import extract_features, z_columns
+from training.models.hmm import ForwardFilter
 
 
 def test_decisions_follow_the_offline_filtered_posterior_and_submit_nothing_when_disabled(

@@ -17,8 +17,8 @@ import pytest
 
 from ops.acceptance import REASON_CODES
 from tests.strategy_setup import LOOSE, make_synth_setup
+from training.artifacts.registry import Registry
 from training.data.catalog import MarketCatalog
-from training.registry import Registry
 
 DAYS = ("2024-01-01", "2024-01-02")
 ROWS_PER_DAY = 600

@@ -17,9 +17,9 @@ import pytest
 from click.testing import CliRunner
 
 from ops.acceptance import REASON_CODES
+from training.artifacts.registry import Registry
 from training.cli import main
 from training.data.catalog import MarketCatalog
-from training.registry import Registry
 
 RECORDING = "spot_btcusdt_20240808.gz"
 DAY = "2024-08-08"  # 23:54:13-23:59:59 UTC; the last second spills into 2024-08-09

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from serving.testing import make_bundle
-from training.bundle import ModelBundle
-from training.registry import Registry
+from training.artifacts.bundle import ModelBundle
+from training.artifacts.registry import Registry
 
 
 @pytest.fixture(scope="session")

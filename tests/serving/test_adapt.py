@@ -26,8 +26,8 @@ from serving.adapt import child_histograms, fit_child
 from serving.model import InferenceError, InferenceModel, SchemaVersionMismatch
 from serving.testing import free_port, local_serve
 from tests.cluster.conftest import start_ray_head
-from training.bundle import histogram_counts
-from training.registry import Registry, RegistryError
+from training.artifacts.bundle import histogram_counts
+from training.artifacts.registry import Registry, RegistryError
 
 V1 = "FEATURES_V1"
 TOKEN = "test-admin-token-5"

@@ -16,7 +16,7 @@ from ray import serve
 
 from serving.model import InferenceModel
 from serving.testing import local_serve
-from training.registry import Registry
+from training.artifacts.registry import Registry
 
 APP = "nhmm"
 V1 = "FEATURES_V1"

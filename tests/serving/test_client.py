@@ -11,7 +11,7 @@ import pytest
 
 from serving.client import ClientResult, HttpModelClient, InProcessModelClient, ModelClient
 from serving.testing import local_serve
-from training.registry import Registry
+from training.artifacts.registry import Registry
 
 V1 = "FEATURES_V1"
 

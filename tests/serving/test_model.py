@@ -14,8 +14,8 @@ from serving.model import (
     InvalidInput,
     SchemaVersionMismatch,
 )
-from training.hmm import ForwardFilter
-from training.policy import policy_inputs
+from training.models.hmm import ForwardFilter
+from training.models.policy import policy_inputs
 
 
 @pytest.fixture(scope="module")

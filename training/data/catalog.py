@@ -48,6 +48,7 @@ import datetime
 import json
 import shutil
 import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,6 +73,7 @@ from training.data.columns import (
     TradeColumns,
 )
 from training.data.report import ImportReport, ns_to_iso
+from training.errors import BadInputError, NotFoundError
 
 FIXED_PRECISION = 16
 NS_PER_DAY = 86_400 * 1_000_000_000
@@ -575,33 +577,78 @@ class MarketCatalog:
         return sorted(p.name for p in base.iterdir()) if base.exists() else []
 
     def _resolve(self, symbol: str, known: set[str] | None = None) -> str:
-        """Instrument id for ``BTCUSDT`` / ``BTCUSDT.BINANCE`` / ``BTCUSDT-PERP`` / ..."""
+        """Instrument id for ``BTCUSDT`` / ``BTCUSDT.BINANCE`` / ``BTCUSDT-PERP`` / ...
+
+        A bare ``BTCUSDT`` also names ``BTCUSDT-PERP.BINANCE`` when that is the only match.
+        """
         known = set(self.instrument_ids()) if known is None else known
         if symbol in known:
             return symbol
-        matches = [i for i in known if i.rsplit(".", 1)[0] == symbol]
-        if len(matches) == 1:
-            return matches[0]
-        if not matches:
-            raise KeyError(f"{symbol!r} not in catalog {self.root} (has: {sorted(known)})")
-        raise KeyError(f"{symbol!r} is ambiguous in {self.root}: {sorted(matches)}")
+        for same in (
+            lambda i: i.rsplit(".", 1)[0] == symbol,
+            lambda i: i.rsplit(".", 1)[0].removesuffix("-PERP") == symbol,
+        ):
+            matches = sorted(i for i in known if same(i))
+            if len(matches) == 1:
+                return matches[0]
+            if matches:
+                raise BadInputError(
+                    f"symbol {symbol!r} is ambiguous in {self.root}: {matches}", field="symbol"
+                )
+        raise NotFoundError(
+            f"symbol {symbol!r} is not in catalog {self.root} (has: {sorted(known)})",
+            field="symbol",
+        )
+
+    def select(
+        self,
+        symbols: str | Sequence[str] | None = None,
+        days: Iterable[datetime.date] | None = None,
+    ) -> list[SymbolDay]:
+        """The symbol-days of ``symbols`` (default: all) on ``days`` (default: all), by day.
+
+        Each symbol takes any spelling :meth:`instrument` accepts. Raises
+        :class:`~training.errors.NotFoundError` naming the symbol with no partitions or the
+        days none of the chosen symbols has.
+        """
+        if isinstance(symbols, str):
+            symbols = [symbols]
+        every = self.symbol_days()
+        if not every:
+            raise NotFoundError(f"catalog {self.root} holds no partitions", field="catalog")
+        chosen = every
+        if symbols:
+            known = {sd.instrument_id for sd in every}
+            ids = {self._resolve(s, known) for s in symbols}
+            chosen = [sd for sd in every if sd.instrument_id in ids]
+        if days is not None:
+            wanted = set(days)
+            missing = sorted(wanted - {sd.day for sd in chosen})
+            if missing:
+                names = ", ".join(sorted({sd.symbol for sd in chosen}))
+                listed = ", ".join(d.isoformat() for d in missing)
+                raise NotFoundError(f"no data for {names} on {listed} in {self.root}", field="days")
+            chosen = [sd for sd in chosen if sd.day in wanted]
+        return sorted(chosen, key=lambda sd: (sd.day, sd.instrument_id))
 
     def instrument(self, symbol: str) -> Instrument:
         """The Nautilus instrument stored for ``symbol`` (any of the accepted spellings)."""
         try:
             inst_id = self._resolve(symbol)
-        except KeyError:  # an instrument written without market data (e.g. for bars)
+        except NotFoundError:  # an instrument written without market data (e.g. for bars)
             inst_id = self._resolve(symbol, {i.id.value for i in self.nautilus.instruments()})
         found = self.nautilus.instruments(instrument_ids=[inst_id])
         if not found:
-            raise KeyError(f"instrument {inst_id} has data but no instrument in {self.root}")
+            raise NotFoundError(
+                f"instrument {inst_id} has data but no instrument in {self.root}", field="symbol"
+            )
         return found[0]
 
     def partition(self, symbol_day: SymbolDay) -> dict[str, object]:
         """The manifest of one symbol-day (files, counts, ts_event range)."""
         m = self._manifest(symbol_day)
         if not m.exists():
-            raise KeyError(f"no partition {symbol_day} in {self.root}")
+            raise NotFoundError(f"no partition {symbol_day} in {self.root}", field="days")
         return json.loads(m.read_text())
 
     def files(self, symbol_day: SymbolDay) -> dict[str, Path]:

@@ -1,0 +1,143 @@
+"""The walk-forward Tune sweep: folds, seeded trials, rejection, results, determinism, CLI."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+from training.artifacts.registry import Registry
+from training.data.catalog import SymbolDay
+from training.pipelines.sweep import (
+    REJECTED_SCORE,
+    SearchSpace,
+    SweepConfig,
+    best_row,
+    plan_sweep,
+    run_sequential,
+    run_sweep,
+    sample_trials,
+    sweep,
+    walk_forward_folds,
+)
+
+TINY = dataclasses.replace(
+    SearchSpace(),
+    k=(3,),
+    covariance_type=("diag",),
+    n_init=(1,),
+    max_depth=(2, 3),
+    n_estimators=(10, 20),
+    threshold=(0.3, 0.45),
+    horizon_s=(5.0, 10.0),
+)
+
+
+@pytest.fixture(scope="module")
+def local_ray() -> Iterator[None]:
+    from cluster import ClusterConfig, connect, shutdown
+
+    shutdown()
+    connect(ClusterConfig(num_cpus=2))
+    try:
+        yield
+    finally:
+        shutdown()
+
+
+def test_walk_forward_never_validates_on_the_past() -> None:
+    sds = [
+        SymbolDay(inst, datetime.date(2024, 1, d)) for d in (3, 1, 2, 4) for inst in ("A.X", "B.X")
+    ]
+    folds = walk_forward_folds(sds)
+    assert len(folds) == 3
+    for i, (train, valid) in enumerate(folds):
+        assert {sd.day.day for sd in valid} == {i + 2}
+        assert max(sd.day for sd in train) < min(sd.day for sd in valid)
+        assert len(train) == 2 * (i + 1) and len(valid) == 2
+    with pytest.raises(ValueError, match=">= 2 days"):
+        walk_forward_folds(sds[:2])
+
+
+def test_trials_are_seeded_and_inside_the_space() -> None:
+    a = sample_trials(12, 5, SearchSpace())
+    assert a == sample_trials(12, 5, SearchSpace())
+    assert a != sample_trials(12, 6, SearchSpace())
+    assert {t["k"] for t in a} <= {3, 4, 5} and len({t["k"] for t in a}) > 1
+    assert all(0.03 <= t["eta"] <= 0.3 and 0.4 <= t["threshold"] <= 0.7 for t in a)
+
+
+def test_best_skips_rejected_and_early_stopped_trials() -> None:
+    rows = [
+        {"trial": "t000", "objective": 5.0, "rejected": False, "folds_done": 1, "reason": ""},
+        {
+            "trial": "t001",
+            "objective": REJECTED_SCORE,
+            "rejected": True,
+            "folds_done": 0,
+            "reason": "degenerate",
+        },
+        {"trial": "t002", "objective": 1.0, "rejected": False, "folds_done": 2, "reason": ""},
+        {"trial": "t003", "objective": 1.0, "rejected": False, "folds_done": 2, "reason": ""},
+    ]
+    assert best_row(rows, 2)["trial"] == "t002"  # ties go to the lower trial id
+    with pytest.raises(RuntimeError, match="t001: degenerate"):
+        best_row(rows[:2], 2)
+
+
+def test_sweep_registers_candidate_and_is_deterministic(
+    synth_catalog: Path, tmp_path: Path, local_ray: None
+) -> None:
+    # fee 0: with the synthetic maker fee no tiny-data label clears costs, so nothing trades
+    cfg = SweepConfig(
+        num_samples=8, seed=3, space=TINY, scheduler="fifo", hmm_n_iter=15, fee_bps=0.0
+    )
+    reg = str(tmp_path / "reg")
+    kw = dict(registry_root=reg, cache_dir=tmp_path / "cache", verbose=0)
+    first = run_sweep(synth_catalog, cfg, out_dir=tmp_path / "a", **kw)
+    second = run_sweep(synth_catalog, cfg, out_dir=tmp_path / "b", **kw)
+
+    rows = pq.read_table(first.run_dir / "trials.parquet").to_pylist()
+    assert [r["trial"] for r in rows] == [f"t{i:03d}" for i in range(8)]
+    done = [r for r in rows if not r["rejected"]]
+    assert done and all(r["folds_done"] == 2 for r in done)
+    for r in done:
+        assert r["f0_net_pnl_bp"] is not None and r["f1_net_pnl_bp"] is not None
+        assert r["objective"] == pytest.approx((r["f0_net_pnl_bp"] + r["f1_net_pnl_bp"]) / 2)
+    assert any(r["trades"] > 0 for r in done)
+    assert first.best_objective == max(r["objective"] for r in done)
+
+    # the same trials in a plain loop in this process score exactly as they did under Tune
+    plan = plan_sweep(synth_catalog, cfg, cache_dir=tmp_path / "cache", verbose=0)
+    assert plan.sweep_id == first.sweep_id
+    by_trial = {r["trial"]: r for r in rows}
+    for r in run_sequential(dataclasses.replace(plan, trials=plan.trials[:3])):
+        tuned = by_trial[r["trial"]]
+        assert (r["objective"], r["rejected"]) == (tuned["objective"], tuned["rejected"])
+
+    summary = json.loads((first.run_dir / "summary.json").read_text())
+    assert summary["best_trial"] == first.best_trial and summary["version"] == first.version
+    assert summary["cache_misses"] == 3
+    assert json.loads((second.run_dir / "summary.json").read_text())["cache_hits"] == 3
+
+    bundle = Registry(reg).load("candidate")
+    assert bundle.metadata["sweep_id"] == first.sweep_id
+    assert bundle.metadata["trial_id"] == first.best_trial
+    assert bundle.metadata["sweep"]["best_config"] == first.best_config
+    assert len(bundle.metadata["symbol_days"]) == 3  # refit on every day
+
+    assert second.sweep_id == first.sweep_id
+    assert second.best_config == first.best_config
+    assert second.bundle_id == first.bundle_id
+    assert second.version != first.version  # a new version of the same bundle
+
+
+def test_cli_rejects_bad_day(synth_catalog: Path) -> None:
+    res = CliRunner().invoke(sweep, ["--catalog", str(synth_catalog), "--days", "2024-13-01"])
+    assert res.exit_code != 0 and "--days" in res.output

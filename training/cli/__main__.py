@@ -1,0 +1,5 @@
+"""``python -m training.cli``: the ``nhmm`` command."""
+
+from training.cli import main
+
+main()

@@ -1,0 +1,237 @@
+"""Daily zips from Binance's public-data site, SHA-256 verified and resumable: ``nhmm data download``.
+
+Paths follow data.binance.vision (``data/spot/daily/trades/BTCUSDT/BTCUSDT-trades-2024-08-08.zip``,
+USD-M under ``data/futures/um/daily/``, klines under ``.../klines/<SYMBOL>/1m/``), each with a
+``.zip.CHECKSUM`` file (``<sha256>  <filename>``). A file that already verifies is skipped; a
+``.part`` left by an interrupted transfer is resumed with an HTTP ``Range`` request; a checksum
+mismatch deletes the file and fails. ``--import-into CATALOG`` then runs ``import-binance``.
+
+>>> remote_path("usdm", "klines", "BTCUSDT", datetime.date(2024, 8, 8))
+'data/futures/um/daily/klines/BTCUSDT/1m/BTCUSDT-1m-2024-08-08.zip'
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import click
+import httpx
+from tqdm import tqdm
+
+BASE_URL = "https://data.binance.vision"
+DOWNLOAD_KINDS = ("trades", "aggTrades", "bookTicker", "klines")
+Status = Literal["downloaded", "resumed", "skipped"]
+
+
+class DownloadError(RuntimeError):
+    """A file could not be fetched or did not verify."""
+
+
+def remote_path(market: str, kind: str, symbol: str, day: datetime.date) -> str:
+    """Path of one daily zip on data.binance.vision (1m interval for klines)."""
+    if market not in ("spot", "usdm"):
+        raise ValueError(f"market must be 'spot' or 'usdm', got {market!r}")
+    if kind not in DOWNLOAD_KINDS:
+        raise ValueError(f"kind must be one of {DOWNLOAD_KINDS}, got {kind!r}")
+    root = "data/spot/daily" if market == "spot" else "data/futures/um/daily"
+    sym = symbol.upper()
+    if kind == "klines":
+        return f"{root}/klines/{sym}/1m/{sym}-1m-{day.isoformat()}.zip"
+    return f"{root}/{kind}/{sym}/{sym}-{kind}-{day.isoformat()}.zip"
+
+
+def days(start: datetime.date, end: datetime.date) -> Iterator[datetime.date]:
+    """Every day from ``start`` to ``end`` inclusive."""
+    if end < start:
+        raise ValueError(f"end {end} is before start {start}")
+    for i in range((end - start).days + 1):
+        yield start + datetime.timedelta(days=i)
+
+
+def sha256_of(path: Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def parse_checksum(text: str, url: str) -> str:
+    """The hex digest from a ``<sha256>  <filename>`` CHECKSUM body."""
+    parts = text.split()
+    digest = parts[0].lower() if parts else ""
+    if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        raise DownloadError(f"{url}: not a SHA-256 checksum file: {text[:80]!r}")
+    return digest
+
+
+@dataclass(frozen=True)
+class Downloaded:
+    """One verified local file and how it got there."""
+
+    path: Path
+    status: Status
+    bytes_fetched: int
+
+
+def fetch(
+    client: httpx.Client,
+    url: str,
+    dest: Path,
+    *,
+    retries: int = 3,
+    progress: bool = True,
+) -> Downloaded:
+    """Download ``url`` to ``dest`` and verify it against ``url + ".CHECKSUM"``.
+
+    Skips a ``dest`` that already verifies; resumes ``dest.part`` with ``Range``; retries
+    transport errors (resuming each time). On mismatch the file is deleted and
+    :class:`DownloadError` raised.
+    """
+    checksum = client.get(url + ".CHECKSUM")
+    if checksum.status_code != 200:
+        raise DownloadError(f"{url}.CHECKSUM: HTTP {checksum.status_code}")
+    expected = parse_checksum(checksum.text, url)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if dest.exists():
+        if sha256_of(dest) == expected:
+            return Downloaded(dest, "skipped", 0)
+        dest.unlink()  # stale or corrupt: fetch again
+    part = dest.with_name(dest.name + ".part")
+    resumed = part.exists() and part.stat().st_size > 0
+    fetched = 0
+    for attempt in range(retries + 1):
+        try:
+            fetched += _stream_into(client, url, part, progress)
+            break
+        except httpx.TransportError as exc:
+            if attempt == retries:
+                raise DownloadError(f"{url}: {exc} (partial kept in {part})") from exc
+            resumed = True
+    actual = sha256_of(part)
+    if actual != expected:
+        part.unlink()
+        raise DownloadError(f"{url}: SHA-256 {actual} != CHECKSUM {expected}; file deleted")
+    part.replace(dest)
+    dest.with_name(dest.name + ".CHECKSUM").write_text(checksum.text)
+    return Downloaded(dest, "resumed" if resumed else "downloaded", fetched)
+
+
+def _stream_into(client: httpx.Client, url: str, part: Path, progress: bool) -> int:
+    """Append the rest of ``url`` to ``part`` (Range from its size); returns bytes received."""
+    offset = part.stat().st_size if part.exists() else 0
+    # identity encoding: Range offsets then count the bytes we store
+    headers = {"Accept-Encoding": "identity"}
+    if offset:
+        headers["Range"] = f"bytes={offset}-"
+    with client.stream("GET", url, headers=headers) as r:
+        if r.status_code == 416 and offset:  # nothing left to fetch: .part is complete
+            return 0
+        if r.status_code == 206:
+            start = r.headers.get("content-range", "").removeprefix("bytes ").split("-")[0]
+            if start != str(offset):
+                raise DownloadError(f"{url}: asked for bytes {offset}-, got {start or '?'}")
+            mode = "ab"
+        elif r.status_code == 200:
+            offset, mode = 0, "wb"  # server ignored Range: start over
+        else:
+            raise DownloadError(f"{url}: HTTP {r.status_code}")
+        total = int(r.headers.get("content-length", 0)) + offset or None
+        got = 0
+        with (
+            open(part, mode) as f,
+            tqdm(
+                total=total,
+                initial=offset,
+                unit="B",
+                unit_scale=True,
+                desc=part.name.removesuffix(".part"),
+                disable=not progress,
+                leave=False,
+            ) as bar,
+        ):
+            for chunk in r.iter_raw():  # as received, so a dropped link loses nothing
+                f.write(chunk)
+                got += len(chunk)
+                bar.update(len(chunk))
+        return got
+
+
+def download(
+    market: str,
+    kind: str,
+    symbol: str,
+    start: datetime.date,
+    end: datetime.date,
+    dest: Path,
+    *,
+    base_url: str = BASE_URL,
+    progress: bool = True,
+    timeout_s: float = 60.0,
+) -> list[Downloaded]:
+    """Fetch every daily zip from ``start`` to ``end`` into ``dest`` (same relative paths as on
+    the site)."""
+    out = []
+    with httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout_s) as client:
+        for day in days(start, end):
+            rel = remote_path(market, kind, symbol, day)
+            out.append(fetch(client, "/" + rel, Path(dest) / rel, progress=progress))
+    return out
+
+
+def _date(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime.date | None:
+    if value is None:
+        return None
+    try:
+        return datetime.date.fromisoformat(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"expected YYYY-MM-DD, got {value!r}") from exc
+
+
+@click.command(name="download")
+@click.option("--market", type=click.Choice(["spot", "usdm"]), required=True)
+@click.option("--kind", type=click.Choice(DOWNLOAD_KINDS), required=True)
+@click.option("--symbol", required=True)
+@click.option("--start", required=True, callback=_date, help="First UTC day, YYYY-MM-DD.")
+@click.option("--end", default=None, callback=_date, help="Last UTC day (default: --start).")
+@click.option("--dest", required=True, type=click.Path(path_type=Path), help="Download root.")
+@click.option("--base-url", default=BASE_URL, show_default=True)
+@click.option(
+    "--import-into", "import_into", type=click.Path(path_type=Path), default=None,
+    help="Then import the files into this catalog.",
+)  # fmt: skip
+def cli(
+    market: str,
+    kind: str,
+    symbol: str,
+    start: datetime.date,
+    end: datetime.date | None,
+    dest: Path,
+    base_url: str,
+    import_into: Path | None,
+) -> None:
+    """Download Binance public-data daily zips (SHA-256 verified, resumable)."""
+    try:
+        got = download(market, kind, symbol, start, end or start, dest, base_url=base_url)
+    except (DownloadError, httpx.HTTPError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    for d in got:
+        click.echo(f"{d.status:<10} {d.path}")
+    if import_into is not None:
+        from training.data.sources.binance_public import import_binance
+
+        name = f"download-{market}-{symbol.upper()}-{kind}-{start}-{end or start}"
+        try:
+            report, path = import_binance(
+                [d.path for d in got], import_into, market=market, symbol=symbol, name=name
+            )
+        except (ValueError, KeyError) as exc:
+            raise click.ClickException(str(exc.args[0] if exc.args else exc)) from exc
+        click.echo(f"{report.events} events imported, gaps {report.gaps}")
+        click.echo(str(path))

@@ -1,0 +1,195 @@
+"""Offline FEATURES_V1: a catalog symbol-day -> a feature table (Parquet), same engine as online.
+
+Columns: ``ts`` (int64 ns, the sample boundary), ``z_<name>`` (standardised, 0.0 during warm-up),
+``raw_<name>``, ``ready``, ``session``, ``book_ok``, ``mid``, ``spread_bp``, ``best_bid``,
+``best_ask``, ``microprice``, ``vwap``, ``realised_vol_bp`` and, when the catalog holds
+ground-truth labels for the symbol-day (synthetic market), ``regime`` (int8) — the regime in force
+just before the sample boundary, i.e. over the interval the sample summarises. z columns are
+prefixed because ``spread_bp`` is both a feature and a book value. The schema is stored as JSON
+in the Parquet metadata (key ``nhmm.feature_schema``); :func:`read_features` gives it back.
+
+Sessions: :func:`extract_many` feeds the days of a symbol, in order, through ONE engine, so the
+standardiser continues across consecutive days (a contiguous stream is one session; a time gap
+longer than ``max_gap_intervals`` starts a new one). :func:`extract_features` on a single day
+starts a fresh engine. Events are processed in Nautilus's delivery order (``ts_init``, deltas per
+exchange message), so the table equals what ``node.feature_actor`` computes in a backtest.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm import tqdm
+
+from training.data.catalog import MarketCatalog, SymbolDay
+from training.features.engine import (
+    SAMPLE_SCALARS,
+    FeatureEngine,
+    FeatureSample,
+    FeatureSchema,
+    samples_to_columns,
+    schema_for,
+)
+
+SCHEMA_KEY = b"nhmm.feature_schema"
+
+__all__ = [
+    "SCHEMA_KEY",
+    "extract_features",
+    "extract_many",
+    "feature_path",
+    "features_table",
+    "market_of",
+    "raw_columns",
+    "read_features",
+    "regime_labels",
+    "write_table",
+    "z_columns",
+]
+
+
+def market_of(instrument_id: str) -> str:
+    """``"perp"`` for ``...-PERP`` instruments, else ``"spot"``.
+
+    >>> market_of("BTCUSDT-PERP.BINANCE"), market_of("BTCUSDT")
+    ('perp', 'spot')
+    """
+    return "perp" if instrument_id.split(".")[0].endswith("-PERP") else "spot"
+
+
+def z_columns(schema: FeatureSchema) -> list[str]:
+    """Names of the standardised feature columns, in schema order (the HMM input)."""
+    return [f"z_{n}" for n in schema.names]
+
+
+def raw_columns(schema: FeatureSchema) -> list[str]:
+    return [f"raw_{n}" for n in schema.names]
+
+
+def features_table(
+    samples: list[FeatureSample], schema: FeatureSchema, regime: np.ndarray | None = None
+) -> pa.Table:
+    """Samples -> Arrow table with the schema JSON in its metadata."""
+    cols = samples_to_columns(samples, len(schema.names))
+    arrays: dict[str, pa.Array] = {"ts": pa.array(cols["ts"], pa.int64())}
+    for j, name in enumerate(z_columns(schema)):
+        arrays[name] = pa.array(cols["z"][:, j])
+    for j, name in enumerate(raw_columns(schema)):
+        arrays[name] = pa.array(cols["raw"][:, j])
+    for name in SAMPLE_SCALARS:
+        arrays[name] = pa.array(cols[name])
+    if regime is not None:
+        arrays["regime"] = pa.array(np.asarray(regime, dtype=np.int8))
+    table = pa.table(arrays)
+    meta = {SCHEMA_KEY: json.dumps(schema.to_dict(), sort_keys=True).encode()}
+    return table.replace_schema_metadata(meta)
+
+
+def regime_labels(catalog: MarketCatalog, sd: SymbolDay, ts: np.ndarray) -> np.ndarray | None:
+    """Ground-truth regime over each sample's interval (the label in force at ``ts - 1``, not
+    before the day's first label), or None when the symbol-day has no labels (real data)."""
+    if not catalog.labels_path(sd).exists():
+        return None
+    from training.data.sources.synth import load_labels
+
+    labels = load_labels(catalog, sd.instrument_id, sd.day)
+    if len(labels.ts_event) == 0:
+        raise ValueError(f"{catalog.labels_path(sd)}: empty labels file")
+    t = np.maximum(np.asarray(ts, dtype=np.int64) - 1, labels.ts_event[0])
+    return labels.regime_at(t).astype(np.int8)
+
+
+def _symbol_day(catalog: MarketCatalog, symbol: str, day: datetime.date) -> SymbolDay:
+    return catalog.select(symbol, [day])[0]
+
+
+def _run_day(
+    catalog: MarketCatalog, sd: SymbolDay, engine: FeatureEngine
+) -> tuple[list[FeatureSample], int]:
+    ev = catalog.load(sd.instrument_id, sd.day)
+    return engine.run(ev.deltas, ev.trades), len(ev.deltas) + len(ev.trades)
+
+
+def extract_features(
+    catalog: MarketCatalog,
+    symbol: str,
+    day: datetime.date,
+    schema: FeatureSchema | None = None,
+) -> pa.Table:
+    """One symbol-day from a fresh engine (``schema`` defaults to the instrument's market)."""
+    sd = _symbol_day(catalog, symbol, day)
+    schema = schema or schema_for(market_of(sd.instrument_id))
+    _check_market(schema, sd)
+    samples, _ = _run_day(catalog, sd, FeatureEngine(schema))
+    ts = np.fromiter((s.ts_ns for s in samples), np.int64, len(samples))
+    return features_table(samples, schema, regime_labels(catalog, sd, ts))
+
+
+def _check_market(schema: FeatureSchema, sd: SymbolDay) -> None:
+    if schema.market != market_of(sd.instrument_id):
+        raise ValueError(f"schema.market: {schema.market!r} does not fit {sd.instrument_id}")
+
+
+def feature_path(out_dir: str | Path, sd: SymbolDay) -> Path:
+    """``OUT/features/<instrument_id>/<YYYY-MM-DD>.parquet``."""
+    return Path(out_dir) / "features" / sd.instrument_id / f"{sd.day.isoformat()}.parquet"
+
+
+def write_table(table: pa.Table, path: Path) -> Path:
+    """Write atomically (temp file + rename): a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        pq.write_table(table, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def read_features(path: str | Path) -> tuple[FeatureSchema, pa.Table]:
+    """A feature file and the schema it was computed with."""
+    table = pq.read_table(path)
+    meta = table.schema.metadata or {}
+    if SCHEMA_KEY not in meta:
+        raise ValueError(f"{path}: no {SCHEMA_KEY.decode()} metadata (not a feature table)")
+    return FeatureSchema.from_dict(json.loads(meta[SCHEMA_KEY])), table
+
+
+def extract_many(
+    catalog: MarketCatalog,
+    symbol: str,
+    days: Iterable[datetime.date] | None = None,
+    schema: FeatureSchema | None = None,
+    out_dir: str | Path | None = None,
+    continuous: bool = True,
+    progress: bool = True,
+) -> dict[SymbolDay, pa.Table | Path]:
+    """Several days of one symbol, in day order; tables, or paths when ``out_dir`` is given.
+
+    ``continuous`` (default) keeps one engine across the days (one session while the stream is
+    contiguous); ``False`` starts a fresh engine per day (identical to :func:`extract_features`).
+    """
+    all_days = catalog.select(symbol, days)
+    schema = schema or schema_for(market_of(all_days[0].instrument_id))
+    _check_market(schema, all_days[0])
+    engine = FeatureEngine(schema)
+    out: dict[SymbolDay, pa.Table | Path] = {}
+    bar = tqdm(all_days, desc=f"features {symbol}", unit="day", disable=not progress)
+    for sd in bar:
+        if not continuous:
+            engine = FeatureEngine(schema)
+        samples, n_events = _run_day(catalog, sd, engine)
+        ts = np.fromiter((s.ts_ns for s in samples), np.int64, len(samples))
+        table = features_table(samples, schema, regime_labels(catalog, sd, ts))
+        bar.set_postfix(events=n_events, samples=len(samples))
+        out[sd] = write_table(table, feature_path(out_dir, sd)) if out_dir is not None else table
+    return out
