@@ -1,7 +1,7 @@
 """Backtest throughput: PolicyHMMStrategy vs a do-nothing strategy on the same data, same process.
 
 Target: events/s with the strategy >= 0.5x the do-nothing strategy's. Both run in the same
-Binance L2_MBP engine (``node.engine.binance_engine``, same fill and latency models) over the
+Binance L2_MBP engine (``node.backtest.venue_engine``, same fill and latency models) over the
 same symbol-day (``node.engine.symbol_day_data``), subscribed to the same L2_MBP deltas and
 trades; only ``engine.run()`` is timed. Runs alternate (baseline, strategy) ``--repeats`` times
 and the best of each is compared, so a burst of load from other processes hurts both alike.
@@ -29,8 +29,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nautilus_trader.backtest.models import FillModel, LatencyModel
-from nautilus_trader.model.data import OrderBookDeltas, TradeTick
+from nautilus_trader.model.data import OrderBookDeltas
+from nautilus_trader.model.data import TradeTick
 from nautilus_trader.model.enums import BookType
 from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.trading.strategy import Strategy
@@ -38,12 +38,16 @@ from rich.console import Console
 from rich.table import Table
 
 from node.backtest import VenueOptions
+from node.backtest import venue_engine
 from node.config import PolicyHMMStrategyConfig
-from node.engine import binance_engine, symbol_day_data
+from node.engine import symbol_day_data
 from node.strategy import PolicyHMMStrategy
 from serving.client import InProcessModelClient
-from training.data.catalog import MarketCatalog, SymbolDay
-from training.data.sources.synth import PRESETS, preset, synth
+from training.data.catalog import MarketCatalog
+from training.data.catalog import SymbolDay
+from training.data.sources.synth import PRESETS
+from training.data.sources.synth import preset
+from training.data.sources.synth import synth
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TARGET_RATIO = 0.5
@@ -77,19 +81,7 @@ def run_once(
 ) -> dict[str, Any]:
     """One engine over one symbol-day with one strategy; times ``engine.run()`` only."""
     instrument = catalog.instrument(sd.instrument_id)
-    engine = binance_engine(
-        instrument,
-        "spot",
-        trader_id="BENCH-001",
-        starting_quote=venue.starting_quote,
-        starting_base=venue.starting_base,
-        fill_model=FillModel(
-            prob_fill_on_limit=venue.prob_fill_on_limit,
-            prob_slippage=venue.prob_slippage,
-            random_seed=venue.seed,
-        ),
-        latency_model=LatencyModel(base_latency_nanos=int(venue.latency_ms * 1e6)),
-    )
+    engine = venue_engine(instrument, "spot", venue, trader_id="BENCH-001")
     try:
         n_data = 0
         for items in symbol_day_data(catalog, sd):
@@ -175,7 +167,8 @@ def trained_model(
     else:
         from training.models.hmm import HMMConfig
         from training.models.labels import LabelConfig
-        from training.pipelines.train import TrainConfig, train
+        from training.pipelines.train import TrainConfig
+        from training.pipelines.train import train
 
         fee_bps = float(catalog.instrument("BTCUSDT").maker_fee) * 1e4
         config = TrainConfig(

@@ -21,10 +21,15 @@ from pathlib import Path
 import numpy as np
 
 from node.feature_actor import backtest_features
-from training.data.catalog import MarketCatalog, SymbolDay
+from training.data.catalog import MarketCatalog
+from training.data.catalog import SymbolDay
 from training.data.sources.binance_ws import import_ws
-from training.data.sources.synth import SynthConfig, synth
-from training.features.engine import FeatureEngine, FeatureSample, samples_to_columns, schema_for
+from training.data.sources.synth import SynthConfig
+from training.data.sources.synth import synth
+from training.features import FeatureEngine
+from training.features import FeatureSample
+from training.features import samples_to_columns
+from training.features import schema_for
 from training.features.offline import market_of
 
 REPO = Path(__file__).resolve().parents[1]

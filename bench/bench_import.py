@@ -30,7 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from nautilus_trader.model.data import OrderBookDelta
 
 from training.data.catalog import MarketCatalog
-from training.data.sources.binance_ws import import_ws, iter_lines
+from training.data.sources.binance_ws import import_ws
+from training.data.sources.binance_ws import iter_lines
 
 RESULTS = Path(__file__).resolve().parent / "results"
 WS = Path(__file__).resolve().parents[2] / "shared" / "data" / "binance-ws"

@@ -24,9 +24,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from training.models.hmm import ForwardFilter, HMMConfig, HMMParams, fit_hmm, sample_hmm
+from training.models.hmm import ForwardFilter
+from training.models.hmm import HMMConfig
+from training.models.hmm import HMMParams
+from training.models.hmm import fit_hmm
+from training.models.hmm import sample_hmm
 from training.models.online import partial_fit
-from training.models.policy import PolicyConfig, fit_policy, policy_inputs
+from training.models.policy import PolicyConfig
+from training.models.policy import fit_policy
+from training.models.policy import policy_inputs
 
 K, D = 4, 10
 RESULTS = Path(__file__).resolve().parent / "results"

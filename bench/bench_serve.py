@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import platform
-import socket
 import sys
 import tempfile
 import threading
@@ -38,9 +37,11 @@ from fastapi.responses import JSONResponse  # noqa: E402
 from ray import serve  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from serving.app import _typed, build_app  # noqa: E402
+from serving.app import build_app  # noqa: E402
+from serving.deployments import typed_route  # noqa: E402
 from serving.model import InferenceModel  # noqa: E402
 from serving.schemas import InferRequest  # noqa: E402
+from serving.testing import free_port  # noqa: E402
 from serving.testing import make_bundle  # noqa: E402
 from training.artifacts.registry import Registry  # noqa: E402
 from training.models.online import partial_fit as online_partial_fit  # noqa: E402
@@ -59,15 +60,9 @@ class Echo:
         self._answer = answer
 
     @echo_api.post("/")
-    @_typed
+    @typed_route
     async def echo(self, req: InferRequest) -> Any:
         return JSONResponse({**self._answer, "model_version": req.model})
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def load(url: str, body: dict[str, Any], n: int, concurrency: int) -> dict[str, float]:

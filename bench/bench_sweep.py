@@ -25,8 +25,13 @@ from rich.console import Console
 from rich.table import Table
 
 from cluster import shutdown
-from training.data.sources.synth import SynthConfig, synth
-from training.pipelines.sweep import SweepConfig, best_row, plan_sweep, run_sequential, run_sweep
+from training.data.sources.synth import SynthConfig
+from training.data.sources.synth import synth
+from training.pipelines.sweep import SweepConfig
+from training.pipelines.sweep import best_row
+from training.pipelines.sweep import plan_sweep
+from training.pipelines.sweep import run_sequential
+from training.pipelines.sweep import run_sweep
 
 TARGET = 1.6
 

@@ -24,8 +24,12 @@ import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from training.data.catalog import MarketCatalog, SymbolDay
-from training.data.sources.synth import SynthConfig, generate, synth_instrument, write_labels
+from training.data.catalog import MarketCatalog
+from training.data.catalog import SymbolDay
+from training.data.sources.synth import SynthConfig
+from training.data.sources.synth import generate
+from training.data.sources.synth import synth_instrument
+from training.data.sources.synth import write_labels
 
 RESULTS = Path(__file__).resolve().parent / "results"
 GEN_TARGET_S = 120.0

@@ -3,8 +3,14 @@ the runtime_env that ships the project code, and Ray job submission."""
 
 from __future__ import annotations
 
-from cluster.connect import ClusterConfig, ClusterInfo, cluster_info, connect, shutdown
-from cluster.jobs import JobResult, submit_job
+from cluster.connect import ClusterConfig
+from cluster.connect import ClusterInfo
+from cluster.connect import cluster_info
+from cluster.connect import connect
+from cluster.connect import shutdown
+from cluster.jobs import JobResult
+from cluster.jobs import find_job
+from cluster.jobs import submit_job
 from cluster.runtime_env import project_runtime_env
 
 __all__ = [
@@ -13,6 +19,7 @@ __all__ = [
     "JobResult",
     "cluster_info",
     "connect",
+    "find_job",
     "project_runtime_env",
     "shutdown",
     "submit_job",

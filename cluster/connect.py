@@ -14,7 +14,9 @@ import socket
 from dataclasses import dataclass
 from typing import Literal
 
-from cluster.runtime_env import project_runtime_env, redacted, secret_names
+from cluster.runtime_env import project_runtime_env
+from cluster.runtime_env import redacted
+from cluster.runtime_env import secret_names
 
 log = logging.getLogger(__name__)
 

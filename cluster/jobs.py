@@ -56,6 +56,15 @@ def dashboard_address(address: str) -> str:
     return address if "://" in address else f"http://{address}"
 
 
+def find_job(address: str, job_id: str) -> Any | None:
+    """The ``JobDetails`` of the job whose submission id (or job id) is ``job_id`` on the
+    cluster whose dashboard is at ``address``; ``None`` when the job server knows no such job."""
+    from ray.job_submission import JobSubmissionClient
+
+    client = JobSubmissionClient(dashboard_address(address))
+    return next((j for j in client.list_jobs() if job_id in (j.submission_id, j.job_id)), None)
+
+
 def submit_job(
     entrypoint: str | Sequence[str],
     *,

@@ -6,19 +6,26 @@ An L2_MBP Binance venue (cash account for spot, margin for perpetuals) with
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+from typing import Any
 
-from nautilus_trader.backtest.engine import BacktestEngine, BacktestEngineConfig
-from nautilus_trader.config import DataEngineConfig, LoggingConfig
-from nautilus_trader.model.data import OrderBookDelta, TradeTick
-from nautilus_trader.model.enums import AccountType, BookType, OmsType
+from nautilus_trader.backtest.engine import BacktestEngine
+from nautilus_trader.backtest.engine import BacktestEngineConfig
+from nautilus_trader.config import DataEngineConfig
+from nautilus_trader.config import LoggingConfig
+from nautilus_trader.model.data import OrderBookDelta
+from nautilus_trader.model.data import TradeTick
+from nautilus_trader.model.enums import AccountType
+from nautilus_trader.model.enums import BookType
+from nautilus_trader.model.enums import OmsType
 from nautilus_trader.model.identifiers import Venue
 from nautilus_trader.model.objects import Money
 
 if TYPE_CHECKING:
     from nautilus_trader.model.instruments import Instrument
 
-    from training.data.catalog import MarketCatalog, SymbolDay
+    from training.data.catalog import MarketCatalog
+    from training.data.catalog import SymbolDay
 
 __all__ = ["binance_engine", "symbol_day_data"]
 

@@ -9,29 +9,17 @@ included, runs a :class:`PaperBook` on its actions, so a promotion can be judged
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
+from node.run_dir import SHADOW_SCHEMA
 from serving.client import ModelClient
 
-__all__ = ["SHADOW_SCHEMA", "PaperBook", "ShadowPolicy"]
-
-#: Columns of ``RUN_DIR/shadow.parquet`` (one row per shadow version per sample).
-SHADOW_SCHEMA = pa.schema(
-    [
-        ("ts", pa.int64()),
-        ("day", pa.string()),
-        ("version", pa.string()),
-        ("state", pa.int32()),
-        ("confidence", pa.float64()),
-        ("action", pa.string()),
-        ("status", pa.string()),
-        ("agrees_with_live", pa.bool_()),
-    ]
-)
+__all__ = ["PaperBook", "ShadowPolicy"]
 
 
 @dataclass

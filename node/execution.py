@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from decimal import ROUND_CEILING
+from decimal import ROUND_FLOOR
+from decimal import Decimal
 
 __all__ = [
     "EXIT_REASONS",
     "VWAP_MODES",
+    "VWAP_SKIP",
     "HoldTimer",
     "OrderPlan",
     "exit_reason",
@@ -27,6 +30,8 @@ __all__ = [
 #: ``trend``: skip only a signal against a move beyond the anchor; ``band``: skip any signal
 #: beyond it (the first version, which forbade trend entries); ``off``: never skip.
 VWAP_MODES: tuple[str, ...] = ("trend", "band", "off")
+#: The skip reason (and block reason code) when VWAP anchoring skips a signal.
+VWAP_SKIP = "VWAP"
 #: Why a held position is being closed, in priority order.
 EXIT_REASONS: tuple[str, ...] = ("KILL", "STOP", "SIGNAL", "HOLD")
 
@@ -147,7 +152,7 @@ def plan_order(
     """VWAP anchoring (:func:`vwap_blocks`), then price and size; ``skip="VWAP"`` when the
     anchoring skips the signal."""
     if vwap_blocks(side, microprice, vwap, anchor_bps, vwap_mode):
-        return OrderPlan(side, 0.0, 0.0, skip="VWAP")
+        return OrderPlan(side, 0.0, 0.0, skip=VWAP_SKIP)
     price = limit_price(side, microprice, best_bid, best_ask, tick)
     if not price > 0:
         return OrderPlan(side, 0.0, 0.0, skip="PRICE")

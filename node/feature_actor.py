@@ -18,22 +18,28 @@ import numpy as np
 import pyarrow as pa
 from nautilus_trader.common.actor import Actor
 from nautilus_trader.config import ActorConfig
-from nautilus_trader.model.data import (
-    BookOrder,
-    FundingRateUpdate,
-    OrderBookDelta,
-    OrderBookDeltas,
-    TradeTick,
-)
-from nautilus_trader.model.enums import BookAction, BookType, OrderSide
+from nautilus_trader.model.data import BookOrder
+from nautilus_trader.model.data import FundingRateUpdate
+from nautilus_trader.model.data import OrderBookDelta
+from nautilus_trader.model.data import OrderBookDeltas
+from nautilus_trader.model.data import TradeTick
+from nautilus_trader.model.enums import BookAction
+from nautilus_trader.model.enums import BookType
+from nautilus_trader.model.enums import OrderSide
 from nautilus_trader.model.identifiers import InstrumentId
-from nautilus_trader.model.objects import FIXED_SCALAR, Price, Quantity
+from nautilus_trader.model.objects import FIXED_SCALAR
+from nautilus_trader.model.objects import Price
+from nautilus_trader.model.objects import Quantity
 
-from training.data.catalog import decode_fixed
-from training.features.engine import FeatureEngine, FeatureSample, FeatureSchema, schema_for
+from training.data.fixed import decode_fixed
+from training.features import FeatureEngine
+from training.features import FeatureSample
+from training.features import FeatureSchema
+from training.features import schema_for
 
 if TYPE_CHECKING:
-    from training.data.catalog import MarketCatalog, SymbolDay
+    from training.data.catalog import MarketCatalog
+    from training.data.catalog import SymbolDay
 
 __all__ = ["FeatureActor", "FeatureActorConfig", "NautilusFeatureFeed", "backtest_features"]
 
@@ -312,7 +318,8 @@ def backtest_features(
     ``ts_init`` they come first, as in the offline extractor). Returns the samples and timings
     (``load_s``, ``run_s``, ``events``).
     """
-    from node.engine import binance_engine, symbol_day_data
+    from node.engine import binance_engine
+    from node.engine import symbol_day_data
 
     t0 = time.perf_counter()
     instrument = catalog.instrument(symbol_day.instrument_id)

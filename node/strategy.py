@@ -17,39 +17,47 @@ stops entries and closes what is open). While an exit works, no entry is made.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 from decimal import Decimal
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+from typing import Any
 
-from nautilus_trader.model.data import OrderBookDeltas, TradeTick
-from nautilus_trader.model.enums import BookType, OrderSide, TimeInForce
+from nautilus_trader.model.data import OrderBookDeltas
+from nautilus_trader.model.data import TradeTick
+from nautilus_trader.model.enums import BookType
+from nautilus_trader.model.enums import OrderSide
+from nautilus_trader.model.enums import TimeInForce
 from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.trading.strategy import Strategy
 
-from node.config import PolicyHMMStrategyConfig, label_horizon_s
-from node.execution import HoldTimer, exit_reason, limit_price, plan_order
+from node.config import PolicyHMMStrategyConfig
+from node.config import label_horizon_s
+from node.execution import HoldTimer
+from node.execution import exit_reason
+from node.execution import limit_price
+from node.execution import plan_order
 from node.feature_actor import NautilusFeatureFeed
-from node.guardrails import KILL_SWITCH_FILE, GuardInput, GuardLimits, Guardrails, Verdict
-from serving.client import InProcessModelClient, ModelClient
+from node.guardrails import GuardInput
+from node.guardrails import GuardLimits
+from node.guardrails import Guardrails
+from node.guardrails import Verdict
+from node.killswitch import kill_switch_path
+from node.run_dir import ALLOWED
+from node.run_dir import NO_TRADE
+from serving.client import InProcessModelClient
+from serving.client import ModelClient
 
 if TYPE_CHECKING:
     from node.ensemble_policy import ShadowPolicy
-    from training.features.engine import FeatureSchema
+    from training.features import FeatureSchema
 
 __all__ = ["PolicyHMMStrategy"]
 
 
 def _limits(config: PolicyHMMStrategyConfig) -> GuardLimits:
-    return GuardLimits(
-        min_conf=config.min_conf,
-        max_spread_bp_base=config.max_spread_bp_base,
-        max_spread_vol_k=config.max_spread_vol_k,
-        max_position=config.max_position,
-        cooldown_s=config.cooldown_s,
-        latency_budget_ms=config.latency_budget_ms,
-        max_drawdown=config.max_drawdown,
-    )
+    """The config's guardrail numbers (the config names every limit as :class:`GuardLimits`)."""
+    return GuardLimits(**{f.name: getattr(config, f.name) for f in dataclasses.fields(GuardLimits)})
 
 
 _DAY_NS = 86_400 * 1_000_000_000
@@ -92,7 +100,7 @@ class PolicyHMMStrategy(Strategy):
         self.schema = schema
         self.shadow = shadow
         self.feed = NautilusFeatureFeed(schema, self._on_sample)
-        kill_path = config.kill_switch_path or str(Path(config.state_dir) / KILL_SWITCH_FILE)
+        kill_path = config.kill_switch_path or kill_switch_path(config.state_dir)
         self.guards = Guardrails(_limits(config), kill_path)
         self.log_posterior: list[float] | None = None
         self._session: int | None = None
@@ -218,7 +226,7 @@ class PolicyHMMStrategy(Strategy):
         qty = 0.0
         plan = None
         if wanted == "flat":
-            verdict = Verdict(False, "FLAT")
+            verdict = Verdict(False, NO_TRADE)
             if not cr.ok:
                 verdict = self.guards.check(
                     GuardInput(s.ts_ns, "buy", 0.0, position, 0.0, s.spread_bp,
@@ -260,7 +268,7 @@ class PolicyHMMStrategy(Strategy):
             if verdict.allowed and plan.skip is not None:
                 verdict = Verdict(False, plan.skip)
             self.guards.count(verdict.reason)
-        if not verdict.allowed and verdict.reason != "FLAT":
+        if not verdict.allowed and verdict.reason != NO_TRADE:
             self.blocks.append(
                 {"ts": s.ts_ns, "reason": verdict.reason, "side": action, "features": z.tolist()}
             )
@@ -278,7 +286,7 @@ class PolicyHMMStrategy(Strategy):
                 "confidence": -1.0 if result is None else result.confidence,
                 "action": action,
                 "score": 0.0 if result is None else result.score,
-                "verdict": "OK" if verdict.allowed else verdict.reason,
+                "verdict": ALLOWED if verdict.allowed else verdict.reason,
                 "status": cr.status,
                 "latency_ms": cr.latency_ms,
                 "loglik": None if result is None else result.loglik,

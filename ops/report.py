@@ -13,19 +13,26 @@ import base64
 import datetime
 import html
 import io
-import json
 import math
-import os
+from collections.abc import Iterable
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import click
 import numpy as np
 import pyarrow as pa
 
-from ops.acceptance import RunDirError, load_run
+from node.run_dir import ACCEPTANCE
+from node.run_dir import ALLOWED
+from node.run_dir import REPORT
+from node.run_dir import TIMELINE
+from node.run_dir import RunData
+from node.run_dir import RunDirError
+from node.run_dir import load_run
+from node.run_dir import read_run_json
+from training.io import atomic_write_text
 
-__all__ = ["MAX_POINTS", "render_report", "report_command", "transition_matrix"]
+__all__ = ["MAX_POINTS", "render_report", "transition_matrix"]
 
 #: Timeline rows drawn per chart at most (longer runs are strided; the statistics use every row).
 MAX_POINTS = 4000
@@ -94,13 +101,14 @@ def _posterior_matrix(column: pa.ChunkedArray, rows: np.ndarray, k: int) -> np.n
     return out
 
 
-def _figures(run: Any) -> list[tuple[str, str]]:
+def _figures(run: RunData) -> list[tuple[str, str]]:
     """``(title, base64 PNG)`` for every chart."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     from matplotlib import dates as mdates
-    from matplotlib.colors import BoundaryNorm, ListedColormap
+    from matplotlib.colors import BoundaryNorm
+    from matplotlib.colors import ListedColormap
     from matplotlib.figure import Figure
 
     tl = run.timeline
@@ -160,11 +168,7 @@ def _figures(run: Any) -> list[tuple[str, str]]:
     # PnL and drawdown
     fig = Figure(figsize=(12, 4.0))
     ax1, ax2 = fig.subplots(2, 1, sharex=True, height_ratios=[2, 1])
-    if "pnl" in tl.column_names:
-        pnl_all = tl.column("pnl").to_numpy().astype(np.float64)
-    else:
-        eq = tl.column("equity").to_numpy().astype(np.float64)
-        pnl_all = eq - eq[0] if n else eq
+    pnl_all = run.pnl
     dd_all = np.maximum.accumulate(pnl_all) - pnl_all if n else pnl_all
     ax1.plot(x, pnl_all[rows], color="#1f77b4", linewidth=1.0)
     ax1.axhline(0.0, color="grey", linewidth=0.6)
@@ -198,9 +202,9 @@ def _figures(run: Any) -> list[tuple[str, str]]:
     fig = Figure(figsize=(12, 3.6))
     axg, axt, axh = fig.subplots(1, 3, width_ratios=[1.2, 1, 1])
     counts = {str(r): int(v) for r, v in (run.guardrails or {}).items()}
-    names = sorted(counts, key=lambda r: (r == "OK", r))
+    names = sorted(counts, key=lambda r: (r == ALLOWED, r))
     bars = axg.barh(names, [counts[r] for r in names],
-                    color=["#2ca02c" if r == "OK" else "#ff7f0e" for r in names])  # fmt: skip
+                    color=["#2ca02c" if r == ALLOWED else "#ff7f0e" for r in names])  # fmt: skip
     axg.bar_label(bars, fontsize=7, padding=2)
     axg.set_title("guardrail verdicts", fontsize=10)
     axg.tick_params(labelsize=8)
@@ -246,12 +250,24 @@ def _summary_html(summary: dict[str, Any] | None) -> str:
     return f'<table class="kv">{rows}</table>'
 
 
+def _grid(head: Sequence[str], rows: Iterable[tuple[str, Sequence[Any]]]) -> str:
+    """A ``grid`` table: the ``head`` cells, then each ``(row class or "", cells)``."""
+    ths = "".join(f"<th>{html.escape(h)}</th>" for h in head)
+    body = [
+        (f'<tr class="{cls}">' if cls else "<tr>")
+        + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in cells)
+        + "</tr>"
+        for cls, cells in rows
+    ]
+    return f'<table class="grid"><tr>{ths}</tr>{"".join(body)}</table>'
+
+
 def _adaptation_html(adaptation: dict[str, Any] | None) -> str:
     if adaptation is None:
         return "<p>adaptation.json missing</p>"
-    head = "<tr><th>day</th><th>drift samples</th><th>max KL</th><th>drifted</th>"
-    head += "<th>adapting</th><th>partial_fit</th><th>held-out ll before → after</th></tr>"
-    body = []
+    head = ("day", "drift samples", "max KL", "drifted", "adapting", "partial_fit",
+            "held-out ll before → after")  # fmt: skip
+    rows = []
     for e in adaptation.get("days", []):
         d = e.get("drift") or {}
         pf = e.get("partial_fit") or {}
@@ -260,32 +276,24 @@ def _adaptation_html(adaptation: dict[str, Any] | None) -> str:
         ll = f"{_fmt(pf.get('heldout_ll_before'))} → {_fmt(pf.get('heldout_ll_after'))}"
         cells = [e.get("day"), d.get("n_samples"), d.get("max_kl"), d.get("drifted"),
                  d.get("adapting"), fit, ll]  # fmt: skip
-        body.append("<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in cells) + "</tr>")
-    return f'<table class="grid">{head}{"".join(body)}</table>'
+        rows.append(("", cells))
+    return _grid(head, rows)
 
 
 def _acceptance_html(path: Path) -> str:
-    if not path.exists():
+    doc = read_run_json(path)
+    if doc is None:
         return "<p>No acceptance.json: run <code>nhmm acceptance RUN_DIR</code> first.</p>"
-    try:
-        doc = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise RunDirError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from exc
-    head = "<tr><th>day</th><th>check</th><th>result</th><th>value</th><th>threshold</th>"
-    head += "<th>detail</th></tr>"
-    body = []
+    rows = []
     for c in doc.get("checks", []):
         ok = bool(c.get("passed"))
         cells = [c.get("day"), c.get("name"), "PASS" if ok else "FAIL", c.get("value"),
                  c.get("threshold"), c.get("detail")]  # fmt: skip
-        tds = "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in cells)
-        body.append(f'<tr class="{"pass" if ok else "fail"}">{tds}</tr>')
+        rows.append(("pass" if ok else "fail", cells))
     verdict = "ALL PASS" if doc.get("passed") else f"{doc.get('n_failed', '?')} FAILED"
     cls = "pass" if doc.get("passed") else "fail"
-    return (
-        f'<p class="{cls}"><b>{html.escape(verdict)}</b></p>'
-        f'<table class="grid">{head}{"".join(body)}</table>'
-    )
+    head = ("day", "check", "result", "value", "threshold", "detail")
+    return f'<p class="{cls}"><b>{html.escape(verdict)}</b></p>' + _grid(head, rows)
 
 
 _CSS = """
@@ -305,7 +313,7 @@ def render_report(run_dir: str | Path) -> Path:
     """Write ``RUN_DIR/report.html`` (atomically) and return its path."""
     run = load_run(run_dir)
     if run.timeline.num_rows == 0:
-        raise RunDirError(f"{run.root / 'timeline.parquet'}: no rows to plot")
+        raise RunDirError(f"{run.root / TIMELINE}: no rows to plot")
     figs = _figures(run)
     title = f"nautilus-hmm backtest: {run.root.name}"
     parts = [
@@ -318,7 +326,7 @@ def render_report(run_dir: str | Path) -> Path:
         "<h2>Summary</h2>",
         _summary_html(run.summary),
         "<h2>Acceptance</h2>",
-        _acceptance_html(run.root / "acceptance.json"),
+        _acceptance_html(run.root / ACCEPTANCE),
         "<h2>Adaptation (drift monitor and partial_fit per day)</h2>",
         _adaptation_html(run.adaptation),
     ]
@@ -326,20 +334,4 @@ def render_report(run_dir: str | Path) -> Path:
         parts.append(f"<h2>{html.escape(name)}</h2>")
         parts.append(f'<img alt="{html.escape(name)}" src="data:image/png;base64,{b64}">')
     parts.append("</body></html>")
-    out = run.root / "report.html"
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text("\n".join(parts), encoding="utf-8")
-    os.replace(tmp, out)
-    return out
-
-
-@click.command("report")
-@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
-def report_command(run_dir: Path) -> None:
-    """Render RUN_DIR/report.html: one self-contained page (charts inline, no network)."""
-    try:
-        out = render_report(run_dir)
-    except RunDirError as exc:
-        click.echo(f"nhmm report: {exc}", err=True)
-        raise SystemExit(2) from exc
-    click.echo(f"wrote {out} ({out.stat().st_size / 1024:.0f} KiB)")
+    return atomic_write_text(run.root / REPORT, "\n".join(parts))

@@ -17,16 +17,19 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from serving.drift import kl_divergence
-from serving.model import InferenceError, SchemaVersionMismatch
-from training.artifacts.bundle import histogram_counts
-from training.artifacts.registry import Registry, RegistryError
+from serving.model import InferenceError
+from serving.model import SchemaVersionMismatch
+from training.artifacts.histograms import histogram_counts
+from training.artifacts.registry import Registry
+from training.artifacts.registry import UnknownModelError
 from training.models.online import partial_fit as online_partial_fit
 
 __all__ = ["FitOutcome", "child_histograms", "fit_child"]
@@ -97,7 +100,7 @@ def fit_child(
     recorded) and point ``alias`` at it. With ``only_if_alias_at_parent`` the alias moves only
     while it still names the parent (auto-adapt must not undo a person's promote).
 
-    Raises :class:`RegistryError` for an unknown ``parent_ref`` and :class:`InferenceError`
+    Raises :class:`UnknownModelError` for an unknown ``parent_ref`` and :class:`InferenceError`
     naming the field for a wrong schema version or malformed rows.
     """
     t0 = time.perf_counter()
@@ -147,7 +150,7 @@ def fit_child(
         if move and only_if_alias_at_parent:
             try:
                 move = registry.resolve(alias) == parent
-            except RegistryError:
+            except UnknownModelError:
                 move = False
         version = registry.register(child, alias=alias if move else None, parent=parent)
         promoted = move

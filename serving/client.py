@@ -15,15 +15,19 @@ import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any
+from typing import Literal
+from typing import Protocol
 
 import httpx
 import numpy as np
 
-from serving.model import InferenceError, InferenceModel, InferenceResult
+from serving.model import InferenceError
+from serving.model import InferenceModel
+from serving.model import InferenceResult
 from training.artifacts.bundle import ModelBundle
 from training.artifacts.registry import Registry
-from training.features.engine import FeatureSchema
+from training.features import FeatureSchema
 
 Status = Literal["ok", "timeout", "error"]
 Vector = Sequence[float] | np.ndarray
@@ -65,6 +69,21 @@ def _list(v: Vector | None) -> list[float] | None:
     return None if v is None else [float(x) for x in v]
 
 
+def _answered(result: InferenceResult, latency: float, budget_ms: float | None) -> ClientResult:
+    """``ok``, or ``timeout`` (result kept) when the answer came later than ``budget_ms``."""
+    if budget_ms is not None and latency > budget_ms:
+        return ClientResult(result, "timeout", latency, f"late: {latency:.1f} ms")
+    return ClientResult(result, "ok", latency)
+
+
+def _failed(exc: Exception, t0: float) -> ClientResult:
+    """No answer: ``timeout`` when the call ran out of time, ``error`` for anything else."""
+    timed_out = isinstance(exc, (TimeoutError, httpx.TimeoutException))
+    return ClientResult(
+        None, "timeout" if timed_out else "error", _ms(t0), f"{type(exc).__name__}: {exc}"
+    )
+
+
 class HttpModelClient:
     """``POST {url}/v1/infer`` with keep-alive connections and a latency budget per call."""
 
@@ -83,8 +102,9 @@ class HttpModelClient:
         self._limits = limits
 
     def _body(
-        self, features: Vector, prev: Vector | None, schema_version: str
-    ) -> dict[str, Any] | str:
+        self, features: Vector, prev: Vector | None, schema_version: str, t0: float
+    ) -> dict[str, Any] | ClientResult:
+        """The request body, or the ``error`` result when the inputs are not numbers."""
         try:
             return {
                 "schema_version": schema_version,
@@ -93,7 +113,7 @@ class HttpModelClient:
                 "prev_log_posterior": _list(prev),
             }
         except (TypeError, ValueError) as exc:
-            return f"request: {exc}"
+            return ClientResult(None, "error", _ms(t0), f"request: {exc}")
 
     def _finish(self, response: httpx.Response, t0: float) -> ClientResult:
         latency = _ms(t0)
@@ -107,24 +127,20 @@ class HttpModelClient:
             result = InferenceResult.from_dict(response.json())
         except (ValueError, KeyError, TypeError) as exc:
             return ClientResult(None, "error", latency, f"bad response: {exc!r}")
-        if latency > self.budget_ms:
-            return ClientResult(result, "timeout", latency, f"late: {latency:.1f} ms")
-        return ClientResult(result, "ok", latency)
+        return _answered(result, latency, self.budget_ms)
 
     def infer(
         self, features: Vector, prev_log_posterior: Vector | None, schema_version: str
     ) -> ClientResult:
         """One blocking call (keep it off the event loop)."""
         t0 = time.perf_counter()
-        body = self._body(features, prev_log_posterior, schema_version)
-        if isinstance(body, str):
-            return ClientResult(None, "error", _ms(t0), body)
+        body = self._body(features, prev_log_posterior, schema_version, t0)
+        if isinstance(body, ClientResult):
+            return body
         try:
             response = self._client.post("/v1/infer", json=body)
-        except httpx.TimeoutException as exc:
-            return ClientResult(None, "timeout", _ms(t0), f"{type(exc).__name__}: {exc}")
         except Exception as exc:
-            return ClientResult(None, "error", _ms(t0), f"{type(exc).__name__}: {exc}")
+            return _failed(exc, t0)
         return self._finish(response, t0)
 
     async def ainfer(
@@ -132,9 +148,9 @@ class HttpModelClient:
     ) -> ClientResult:
         """One call on the running loop, cut off hard at ``budget_ms``."""
         t0 = time.perf_counter()
-        body = self._body(features, prev_log_posterior, schema_version)
-        if isinstance(body, str):
-            return ClientResult(None, "error", _ms(t0), body)
+        body = self._body(features, prev_log_posterior, schema_version, t0)
+        if isinstance(body, ClientResult):
+            return body
         loop = asyncio.get_running_loop()
         if self._aclient is None or self._aloop is not loop:  # connections belong to one loop
             self._aloop = loop
@@ -145,10 +161,8 @@ class HttpModelClient:
             response = await asyncio.wait_for(
                 self._aclient.post("/v1/infer", json=body), self.budget_ms / 1e3
             )
-        except (TimeoutError, httpx.TimeoutException) as exc:
-            return ClientResult(None, "timeout", _ms(t0), f"{type(exc).__name__}: {exc}")
         except Exception as exc:
-            return ClientResult(None, "error", _ms(t0), f"{type(exc).__name__}: {exc}")
+            return _failed(exc, t0)
         return self._finish(response, t0)
 
     def close(self) -> None:
@@ -198,11 +212,8 @@ class InProcessModelClient:
         except InferenceError as exc:
             return ClientResult(None, "error", _ms(t0), f"HTTP {exc.status}: {exc}")
         except Exception as exc:
-            return ClientResult(None, "error", _ms(t0), f"{type(exc).__name__}: {exc}")
-        latency = _ms(t0)
-        if self.budget_ms is not None and latency > self.budget_ms:
-            return ClientResult(result, "timeout", latency, f"late: {latency:.1f} ms")
-        return ClientResult(result, "ok", latency)
+            return _failed(exc, t0)
+        return _answered(result, _ms(t0), self.budget_ms)
 
     async def ainfer(
         self, features: Vector, prev_log_posterior: Vector | None, schema_version: str

@@ -20,7 +20,15 @@ from dataclasses import dataclass
 import numpy as np
 from river import drift as river_drift
 
-from training.artifacts.bundle import ModelBundle, histogram_counts
+from training.artifacts.bundle import ModelBundle
+from training.artifacts.histograms import histogram_counts
+from training.errors import BadInputError
+from training.errors import NotFoundError
+
+
+class NoDriftReferenceError(NotFoundError, ValueError):
+    """The bundle holds no usable training histogram for a feature: nothing to measure drift
+    against (also a ``ValueError``, as it always was)."""
 
 
 def kl_divergence(p: np.ndarray, q: np.ndarray) -> float:
@@ -44,11 +52,15 @@ class DriftConfig:
 
     def __post_init__(self) -> None:
         if self.window < 1 or not 1 <= self.min_samples <= self.window:
-            raise ValueError("DriftConfig: need window >= 1 and 1 <= min_samples <= window")
+            raise BadInputError(
+                "DriftConfig: need window >= 1 and 1 <= min_samples <= window", field="min_samples"
+            )
         if self.alpha <= 0 or self.kl_threshold <= 0 or not 0 < self.adwin_delta < 1:
-            raise ValueError("DriftConfig: alpha, kl_threshold > 0 and adwin_delta in (0, 1)")
+            raise BadInputError("DriftConfig: alpha, kl_threshold > 0 and adwin_delta in (0, 1)")
         if self.loglik_drop <= 0:
-            raise ValueError("DriftConfig: loglik_drop must be > 0 (nats per sample)")
+            raise BadInputError(
+                "DriftConfig: loglik_drop must be > 0 (nats per sample)", field="loglik_drop"
+            )
 
 
 @dataclass(frozen=True)
@@ -77,13 +89,13 @@ class DriftMonitor:
         self.names = list(bundle.feature_schema().names)
         missing = [n for n in self.names if n not in bundle.histograms]
         if missing:
-            raise ValueError(f"bundle histograms: no training histogram for {missing}")
+            raise NoDriftReferenceError(f"bundle histograms: no training histogram for {missing}")
         self._edges = [np.asarray(bundle.histograms[n]["edges"]) for n in self.names]
         self._ref: list[np.ndarray] = []
         for n, edges in zip(self.names, self._edges, strict=True):
             counts = np.asarray(bundle.histograms[n]["counts"], dtype=np.float64)
             if counts.shape != (len(edges) - 1,):
-                raise ValueError(f"bundle histograms: {n}: counts do not match edges")
+                raise NoDriftReferenceError(f"bundle histograms: {n}: counts do not match edges")
             self._ref.append((counts + config.alpha) / (counts.sum() + config.alpha * len(counts)))
         self._rows: deque[np.ndarray] = deque(maxlen=config.window)
         self.reset()

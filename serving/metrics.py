@@ -30,35 +30,52 @@ LATENCY_BOUNDARIES_MS = [0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 20.0, 50.0, 1
 FIT_BOUNDARIES_MS = [5.0, 10.0, 20.0, 35.0, 50.0, 75.0, 100.0, 200.0, 500.0, 1000.0, 5000.0]
 
 
+def _counter(name: str, description: str, *tags: str) -> metrics.Counter:
+    return metrics.Counter(name, description=description, tag_keys=tags)
+
+
+def _gauge(name: str, description: str, *tags: str) -> metrics.Gauge:
+    return metrics.Gauge(name, description=description, tag_keys=tags)
+
+
+def _histogram(
+    name: str, description: str, boundaries: list[float], *tags: str
+) -> metrics.Histogram:
+    return metrics.Histogram(name, description=description, boundaries=boundaries, tag_keys=tags)
+
+
 class IngressMetrics:
     """Hot-path metrics of the ingress replica (infer latency, states, versions)."""
 
     def __init__(self) -> None:
-        self.latency = metrics.Histogram(
+        self.latency = _histogram(
             "nhmm_infer_latency_ms",
-            description="Ingress time of one /v1/infer request (parse excluded), ms.",
-            boundaries=LATENCY_BOUNDARIES_MS,
-            tag_keys=("model_version", "form"),
+            "Ingress time of one /v1/infer request (parse excluded), ms.",
+            LATENCY_BOUNDARIES_MS,
+            "model_version",
+            "form",
         )
-        self.requests = metrics.Counter(
+        self.requests = _counter(
             "nhmm_infer_requests",
-            description="/v1/infer requests answered by the handler, by HTTP status "
+            "/v1/infer requests answered by the handler, by HTTP status "
             "(malformed bodies are refused before it: see ray_serve_num_http_error_requests).",
-            tag_keys=("status",),
+            "status",
         )
-        self.states = metrics.Counter(
+        self.states = _counter(
             "nhmm_state",
-            description="Inferred (filtered MAP) HMM states.",
-            tag_keys=("model_version", "state"),
+            "Inferred (filtered MAP) HMM states.",
+            "model_version",
+            "state",
         )
-        self.model_info = metrics.Gauge(
+        self.model_info = _gauge(
             "nhmm_model_info",
-            description="1 for the version an alias currently serves, 0 for the one it left.",
-            tag_keys=("alias", "model_version"),
+            "1 for the version an alias currently serves, 0 for the one it left.",
+            "alias",
+            "model_version",
         )
-        self.dropped = metrics.Counter(
+        self.dropped = _counter(
             "nhmm_drift_dropped_rows",
-            description="Served rows dropped before reaching the drift monitor (backlog full).",
+            "Served rows dropped before reaching the drift monitor (backlog full).",
         )
         self._alias_at: dict[str, str] = {}
         self._info: dict[tuple[str, str], float] = {}
@@ -91,25 +108,26 @@ class DriftMetrics:
     """Drift monitor metrics: per-feature KL, the overall score, the adapting flag."""
 
     def __init__(self) -> None:
-        self.kl = metrics.Gauge(
+        self.kl = _gauge(
             "nhmm_drift_kl",
-            description="KL(live window || training histogram) per feature.",
-            tag_keys=("model_version", "feature"),
+            "KL(live window || training histogram) per feature.",
+            "model_version",
+            "feature",
         )
-        self.score = metrics.Gauge(
+        self.score = _gauge(
             "nhmm_drift_score",
-            description="Overall drift score (max per-feature KL).",
-            tag_keys=("model_version",),
+            "Overall drift score (max per-feature KL).",
+            "model_version",
         )
-        self.adapting = metrics.Gauge(
+        self.adapting = _gauge(
             "nhmm_adapting",
-            description="1 while the model version is adapting (drift detected / refit running).",
-            tag_keys=("model_version",),
+            "1 while the model version is adapting (drift detected / refit running).",
+            "model_version",
         )
-        self.adaptations = metrics.Counter(
+        self.adaptations = _counter(
             "nhmm_adaptations",
-            description="Drift-triggered refits by guard verdict.",
-            tag_keys=("accepted",),
+            "Drift-triggered refits by guard verdict.",
+            "accepted",
         )
         self._last: dict[str, tuple[dict[str, float], float, bool]] = {}
 
@@ -134,15 +152,16 @@ class FitMetrics:
     """Partial-fit count and duration."""
 
     def __init__(self) -> None:
-        self.count = metrics.Counter(
+        self.count = _counter(
             "nhmm_partial_fit",
-            description="Partial fits by guard verdict and trigger (manual or drift).",
-            tag_keys=("accepted", "trigger"),
+            "Partial fits by guard verdict and trigger (manual or drift).",
+            "accepted",
+            "trigger",
         )
-        self.duration = metrics.Histogram(
+        self.duration = _histogram(
             "nhmm_partial_fit_duration_ms",
-            description="Online-EM time of one partial fit inside the replica, ms.",
-            boundaries=FIT_BOUNDARIES_MS,
+            "Online-EM time of one partial fit inside the replica, ms.",
+            FIT_BOUNDARIES_MS,
         )
 
     def observe(self, accepted: bool, trigger: str, fit_ms: float) -> None:

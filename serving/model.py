@@ -13,12 +13,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from training.artifacts.bundle import ModelBundle, bundle_files, verify_files
+from serving.errors import http_status
+from training.artifacts.bundle import ModelBundle
+from training.artifacts.bundle import bundle_files
+from training.artifacts.bundle import verify_files
+from training.errors import BadInputError
+from training.errors import SchemaMismatchError
 from training.models.hmm import ForwardFilter
 
 #: Lowest log probability returned: keeps ``log_posterior`` finite (JSON has no ``-inf``).
@@ -26,27 +32,28 @@ LOG_FLOOR = -700.0
 _LOGSUMEXP_TOL = 1e-6
 
 
-class InferenceError(ValueError):
-    """A request the model refuses; ``field`` names the offending input, ``status`` the HTTP code."""
-
-    status = 422
+class InferenceError(BadInputError):
+    """A request the model refuses; ``field`` names the offending input. ``str()`` is
+    ``"<field>: <message>"``; the HTTP ``status`` follows the class (:mod:`serving.errors`)."""
 
     def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
+        super().__init__(message, field=field)
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}"
+
+    @property
+    def status(self) -> int:
+        """The HTTP status of this error's kind: 409 for a schema mismatch, else 422."""
+        return http_status(self)
 
 
-class SchemaVersionMismatch(InferenceError):
+class SchemaVersionMismatch(InferenceError, SchemaMismatchError):
     """The feature vector was computed under another schema version than the model's."""
-
-    status = 409
 
 
 class InvalidInput(InferenceError):
     """Wrong length, non-numeric or non-finite values, or a malformed previous posterior."""
-
-    status = 422
 
 
 @dataclass(frozen=True)

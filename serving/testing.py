@@ -14,10 +14,14 @@ from typing import Any
 
 import numpy as np
 
-from training.artifacts.bundle import ModelBundle, feature_histograms
-from training.features.engine import schema_for
-from training.models.hmm import ForwardFilter, HMMParams, sample_hmm
-from training.models.policy import PolicyConfig, fit_policy
+from training.artifacts.bundle import ModelBundle
+from training.artifacts.histograms import feature_histograms
+from training.features import schema_for
+from training.models.hmm import ForwardFilter
+from training.models.hmm import HMMParams
+from training.models.hmm import sample_hmm
+from training.models.policy import PolicyConfig
+from training.models.policy import fit_policy
 
 __all__ = ["free_port", "local_serve", "make_bundle"]
 

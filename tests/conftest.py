@@ -39,7 +39,8 @@ def public_dir(shared_data: Path) -> Path:
 @pytest.fixture(scope="session")
 def synth_catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Three 3-hour synthetic BTCUSDT spot days (seed 1) with ground-truth regimes."""
-    from training.data.sources.synth import SynthConfig, synth
+    from training.data.sources.synth import SynthConfig
+    from training.data.sources.synth import synth
 
     root = tmp_path_factory.mktemp("synth_catalog")
     synth(SynthConfig(days=3, seed=1, day_seconds=3 * 3600), root)

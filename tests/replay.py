@@ -9,7 +9,8 @@ from typing import Any
 
 from nautilus_trader.common.actor import Actor
 from nautilus_trader.model.book import OrderBook
-from nautilus_trader.model.data import OrderBookDeltas, TradeTick
+from nautilus_trader.model.data import OrderBookDeltas
+from nautilus_trader.model.data import TradeTick
 from nautilus_trader.model.enums import BookType
 from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.model.instruments import Instrument

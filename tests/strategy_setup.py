@@ -1,4 +1,5 @@
-"""The trained-on-synthetic-days model the node and ops tests backtest, built one way.
+"""The trained-on-synthetic-days model the node and ops tests backtest, built one way, and the
+``nhmm backtest`` call the CLI tests make of it.
 
 Labels carry no fee and thresholds are low so the policy decides buy/sell often on short days;
 the 120 s warm-up lets 30-minute days produce samples.
@@ -6,23 +7,27 @@ the 120 s warm-up lets 30-minute days produce samples.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+
+from click.testing import CliRunner
 
 from node.config import PolicyHMMStrategyConfig
 from training.artifacts.registry import Registry
+from training.cli import main
 from training.data.catalog import MarketCatalog
-from training.data.sources.synth import SynthConfig, synth
-from training.features.engine import FeatureSchema, schema_for
+from training.data.sources.synth import SynthConfig
+from training.data.sources.synth import synth
+from training.features import FeatureSchema
+from training.features import schema_for
 from training.models.hmm import HMMConfig
 from training.models.labels import LabelConfig
 from training.models.policy import PolicyConfig
-from training.pipelines.train import (
-    TrainConfig,
-    build_bundle,
-    evaluate_model,
-    fit_model,
-    load_feature_sets,
-)
+from training.pipelines.feature_set import load_feature_sets
+from training.pipelines.train import TrainConfig
+from training.pipelines.train import build_bundle
+from training.pipelines.train import evaluate_model
+from training.pipelines.train import fit_model
 
 TRAIN = TrainConfig(
     hmm=HMMConfig(k_range=(3, 3), covariance_type="diag", n_init=1),
@@ -39,6 +44,9 @@ LOOSE = PolicyHMMStrategyConfig(
     cooldown_s=5.0,
     latency_budget_ms=10_000.0,  # a Serve-backed run on a loaded machine is never late
 )
+#: ``nhmm backtest`` options of :func:`backtest_cli`; a budget machine load never reaches:
+#: LATENCY must not differ between compared runs.
+CLI_CONFIG = ["--min-conf", "0.5", "--trading", "--budget-ms", "10000"]
 
 
 def train_and_register(
@@ -60,3 +68,15 @@ def make_synth_setup(root: Path) -> tuple[MarketCatalog, Registry]:
     catalog = MarketCatalog(root / "catalog")
     days = [sd.day for sd in catalog.symbol_days("BTCUSDT")]
     return catalog, train_and_register(catalog, "BTCUSDT", days[:2], root / "registry", SCHEMA)
+
+
+def backtest_cli(catalog: MarketCatalog, registry: Registry, out: Path, *extra: str) -> dict:
+    """``nhmm backtest`` of ``candidate`` on the catalog's last BTCUSDT day (:data:`CLI_CONFIG`
+    and ``extra`` options); returns the summary it wrote."""
+    day = catalog.symbol_days("BTCUSDT")[-1].day.isoformat()
+    args = ["backtest", "--catalog", str(catalog.root), "--symbol", "BTCUSDT", "--days", day,
+            "--model", "candidate", "--registry", str(registry.root), "--out", str(out),
+            *CLI_CONFIG, *extra]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    return json.loads((out / "summary.json").read_text())

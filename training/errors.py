@@ -14,6 +14,10 @@ The kinds also derive from the matching built-in (``NotFoundError`` is a ``KeyEr
 no partition BTCUSDT.BINANCE/2020-01-01 | days | True
 >>> str(BadInputError("not a number", field="price", line=12))
 'line 12: not a number'
+>>> import pickle
+>>> back = pickle.loads(pickle.dumps(BadInputError("bad", field="X", line=3)))
+>>> type(back).__name__, back.field, back.line, str(back)
+('BadInputError', 'X', 3, 'line 3: bad')
 """
 
 from __future__ import annotations
@@ -39,6 +43,16 @@ class NhmmError(Exception):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return self.message
+
+    def __reduce__(self) -> tuple[object, ...]:  # keep ``field`` (and ``line``) across processes
+        return (_rebuild, (type(self), self.message, dict(self.__dict__)))
+
+
+def _rebuild(cls: type[NhmmError], message: str, state: dict[str, object]) -> NhmmError:
+    exc = cls.__new__(cls)
+    Exception.__init__(exc, message)
+    exc.__dict__.update(state)
+    return exc
 
 
 class NotFoundError(NhmmError, KeyError):

@@ -12,7 +12,8 @@ import ray
 from ray import tune
 
 import cluster
-from cluster import ClusterConfig, connect
+from cluster import ClusterConfig
+from cluster import connect
 from cluster.connect import resolve_address
 
 pytestmark = pytest.mark.slow

@@ -8,10 +8,15 @@ import subprocess
 import uuid
 
 import pytest
-from ray.job_submission import JobStatus, JobSubmissionClient
+from ray.job_submission import JobStatus
+from ray.job_submission import JobSubmissionClient
 
-from cluster import JobResult, project_runtime_env, submit_job
-from cluster.jobs import dashboard_address, wait_for_job
+from cluster import JobResult
+from cluster import find_job
+from cluster import project_runtime_env
+from cluster import submit_job
+from cluster.jobs import dashboard_address
+from cluster.jobs import wait_for_job
 
 pytestmark = pytest.mark.slow
 
@@ -130,3 +135,11 @@ def test_ray_job_submit_cli_runs_the_project(ray_head: object) -> None:
     client = JobSubmissionClient(address)
     assert client.get_job_status(sid) == JobStatus.SUCCEEDED
     _assert_code_from_working_dir(client.get_job_logs(sid), str(ray_head.temp_dir))  # type: ignore[attr-defined]
+
+
+def test_find_job_knows_submitted_jobs_only(ray_head: object) -> None:
+    address = ray_head.dashboard_url  # type: ignore[attr-defined]
+    job = submit_job("true", address=address, runtime_env={}, wait=False)
+    found = find_job(address, job.job_id)
+    assert found is not None and found.submission_id == job.job_id
+    assert find_job(address, "raysubmit_nosuchjob") is None

@@ -17,7 +17,8 @@ import ray
 import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
-from ray.autoscaler._private.util import prepare_config, validate_config
+from ray.autoscaler._private.util import prepare_config
+from ray.autoscaler._private.util import validate_config
 
 REPO = Path(__file__).resolve().parents[2]
 CLUSTER_YAML = REPO / "ray_cluster.yaml"

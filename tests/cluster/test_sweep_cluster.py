@@ -11,10 +11,15 @@ from pathlib import Path
 import pytest
 from ray.job_submission import JobSubmissionClient
 
-from cluster import ClusterInfo, shutdown, submit_job
-from tests.cluster.conftest import RAY_CLI, RayHead
+from cluster import ClusterInfo
+from cluster import shutdown
+from cluster import submit_job
+from tests.ray_setup import RAY_CLI
+from tests.ray_setup import RayHead
 from training.artifacts.registry import Registry
-from training.pipelines.sweep import SearchSpace, SweepConfig, run_sweep
+from training.pipelines.sweep import SearchSpace
+from training.pipelines.sweep import SweepConfig
+from training.pipelines.sweep import run_sweep
 
 TINY = dataclasses.replace(
     SearchSpace(), k=(3,), covariance_type=("diag",), n_init=(1,), n_estimators=(10,)

@@ -16,22 +16,24 @@ import pytest
 from click.testing import CliRunner
 from nautilus_trader.test_kit.providers import TestInstrumentProvider
 
-from node.backtest import (
-    MIN_SHARPE_RETURNS,
-    VenueOptions,
-    adaptation_report,
-    run_backtest,
-    summarise,
-)
-from serving.testing import local_serve, make_bundle
-from tests.node.test_ensemble_policy import backtest_cli
-from tests.strategy_setup import LOOSE, SCHEMA, train_and_register
+from node.backtest import VenueOptions
+from node.backtest import run_backtest
+from node.summary import MIN_SHARPE_RETURNS
+from node.summary import adaptation_report
+from node.summary import summarise
+from serving.testing import local_serve
+from serving.testing import make_bundle
+from tests.strategy_setup import LOOSE
+from tests.strategy_setup import SCHEMA
+from tests.strategy_setup import backtest_cli
+from tests.strategy_setup import train_and_register
 from training.artifacts.registry import Registry
 from training.cli import main
+from training.cli.data import import_ws as ws_cli
 from training.data.catalog import MarketCatalog
-from training.data.sources.binance_ws import cli as ws_cli
-from training.data.sources.synth import SynthConfig, synth
-from training.features.engine import schema_for
+from training.data.sources.synth import SynthConfig
+from training.data.sources.synth import synth
+from training.features import schema_for
 
 REPORTS = ("fills", "positions", "account", "timeline", "entries", "blocks")
 SUMMARY_KEYS = ("net_pnl", "sharpe", "sharpe_basis", "n_returns", "max_drawdown", "trades",
@@ -40,7 +42,7 @@ SUMMARY_KEYS = ("net_pnl", "sharpe", "sharpe_basis", "n_returns", "max_drawdown"
 
 
 def assert_run_dir(out: Path, summary: dict) -> None:
-    """The RUN_DIR contract ops/acceptance.py and ops/report.py read."""
+    """The RUN_DIR contract (node/run_dir.py) that ops/acceptance and ops/report read."""
     assert json.loads((out / "summary.json").read_text()) == json.loads(json.dumps(summary))
     for key in SUMMARY_KEYS:
         assert key in summary, key
@@ -259,7 +261,7 @@ def test_adaptation_report_records_failures_per_day() -> None:
     assert full["drift"]["n_samples"] == 399 and full["drift"]["max_kl"] is not None
     assert short["drift"]["n_samples"] == 1 and short["drift"]["max_kl"] is None
     assert (
-        short["partial_fit"]["error"].startswith("ValueError")
+        short["partial_fit"]["error"].startswith("BadInputError")
         and short["partial_fit"]["n_samples"] == 1
     )
     assert empty["partial_fit"]["error"] and empty["drift"]["n_samples"] == 0

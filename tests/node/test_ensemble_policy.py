@@ -12,21 +12,24 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from click.testing import CliRunner
 
 from node.backtest import run_backtest
-from node.ensemble_policy import PaperBook, ShadowPolicy
-from serving.client import HttpModelClient, InProcessModelClient
-from serving.testing import free_port, make_bundle
-from tests.strategy_setup import SCHEMA, TRAIN
+from node.ensemble_policy import PaperBook
+from node.ensemble_policy import ShadowPolicy
+from serving.client import HttpModelClient
+from serving.client import InProcessModelClient
+from serving.testing import free_port
+from serving.testing import make_bundle
+from tests.strategy_setup import SCHEMA
+from tests.strategy_setup import TRAIN
+from tests.strategy_setup import backtest_cli
 from training.artifacts.registry import Registry
-from training.cli import main
 from training.data.catalog import MarketCatalog
 from training.models.hmm import HMMConfig
-from training.pipelines.train import build_bundle, evaluate_model, fit_model, load_feature_sets
-
-#: A budget machine load never reaches: LATENCY must not differ between compared runs.
-CLI_CONFIG = ["--min-conf", "0.5", "--trading", "--budget-ms", "10000"]
+from training.pipelines.feature_set import load_feature_sets
+from training.pipelines.train import build_bundle
+from training.pipelines.train import evaluate_model
+from training.pipelines.train import fit_model
 
 
 def register_other(catalog: MarketCatalog, registry: Registry) -> str:
@@ -39,16 +42,6 @@ def register_other(catalog: MarketCatalog, registry: Registry) -> str:
     model = fit_model(train_set, schema, cfg)
     bundle = build_bundle(model, schema, train_set, cfg, evaluate_model(model, holdout, cfg))
     return registry.register(bundle, alias=None)
-
-
-def backtest_cli(catalog: MarketCatalog, registry: Registry, out: Path, *extra: str) -> dict:
-    day = catalog.symbol_days("BTCUSDT")[-1].day.isoformat()
-    args = ["backtest", "--catalog", str(catalog.root), "--symbol", "BTCUSDT", "--days", day,
-            "--model", "candidate", "--registry", str(registry.root), "--out", str(out),
-            *CLI_CONFIG, *extra]  # fmt: skip
-    result = CliRunner().invoke(main, args)
-    assert result.exit_code == 0, result.output
-    return json.loads((out / "summary.json").read_text())
 
 
 @pytest.fixture(scope="module")

@@ -8,15 +8,13 @@ from decimal import Decimal
 import pytest
 from nautilus_trader.test_kit.providers import TestInstrumentProvider
 
-from node.execution import (
-    HoldTimer,
-    exit_reason,
-    limit_price,
-    order_size,
-    plan_order,
-    vwap_blocks,
-    vwap_deviation_bps,
-)
+from node.execution import HoldTimer
+from node.execution import exit_reason
+from node.execution import limit_price
+from node.execution import order_size
+from node.execution import plan_order
+from node.execution import vwap_blocks
+from node.execution import vwap_deviation_bps
 
 INST = TestInstrumentProvider.btcusdt_binance()
 KW = {

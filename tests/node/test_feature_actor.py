@@ -12,13 +12,21 @@ from click.testing import CliRunner
 from nautilus_trader.test_kit.providers import TestInstrumentProvider
 
 from node.feature_actor import backtest_features
-from tests.training.features.test_engine import random_stream
-from training.data.catalog import MarketCatalog, SymbolDay
-from training.data.columns import MarketEvents, QuoteColumns
-from training.data.sources.binance_ws import cli as ws_cli
-from training.data.sources.synth import SynthConfig, synth
-from training.features.engine import FeatureSample, FeatureSchema, schema_for
-from training.features.offline import extract_features, features_table, raw_columns, z_columns
+from tests.feature_streams import random_stream
+from training.cli.data import import_ws as ws_cli
+from training.data.catalog import MarketCatalog
+from training.data.catalog import SymbolDay
+from training.data.columns import MarketEvents
+from training.data.columns import QuoteColumns
+from training.data.sources.synth import SynthConfig
+from training.data.sources.synth import synth
+from training.features import FeatureSample
+from training.features import FeatureSchema
+from training.features import schema_for
+from training.features.offline import extract_features
+from training.features.offline import features_table
+from training.features.offline import raw_columns
+from training.features.offline import z_columns
 
 
 def backtest_samples(catalog: MarketCatalog, sd: SymbolDay, schema: FeatureSchema) -> list:
@@ -136,12 +144,16 @@ def test_parity_on_a_synthetic_day(synth_catalog: MarketCatalog) -> None:
 def test_delta_decoding_is_bit_identical_to_as_double() -> None:
     """The C-struct decoder (its layout probe found every field) and its int128 -> float path
     give exactly ``as_double()``; rows it cannot prove exact go through ``decode_fixed``."""
-    from nautilus_trader.model.data import BookOrder, OrderBookDelta
-    from nautilus_trader.model.enums import BookAction, OrderSide
+    from nautilus_trader.model.data import BookOrder
+    from nautilus_trader.model.data import OrderBookDelta
+    from nautilus_trader.model.enums import BookAction
+    from nautilus_trader.model.enums import OrderSide
     from nautilus_trader.model.identifiers import InstrumentId
-    from nautilus_trader.model.objects import Price, Quantity
+    from nautilus_trader.model.objects import Price
+    from nautilus_trader.model.objects import Quantity
 
-    from node.feature_actor import _LAYOUT, _decode_fixed
+    from node.feature_actor import _LAYOUT
+    from node.feature_actor import _decode_fixed
 
     assert _LAYOUT is not None
     rng = np.random.default_rng(3)

@@ -8,7 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from node.guardrails import GuardInput, GuardLimits, Guardrails, KillSwitch, max_spread_bp
+from node.guardrails import GuardInput
+from node.guardrails import GuardLimits
+from node.guardrails import Guardrails
+from node.guardrails import max_spread_bp
+from node.killswitch import KillSwitch
 
 LIMITS = GuardLimits(
     min_conf=0.6,

@@ -14,12 +14,15 @@ import pytest
 from node.backtest import run_backtest
 from node.config import PolicyHMMStrategyConfig
 from node.strategy import PolicyHMMStrategy
-from serving.client import HttpModelClient, InProcessModelClient
+from serving.client import HttpModelClient
+from serving.client import InProcessModelClient
 from serving.testing import free_port
-from tests.strategy_setup import LOOSE, SCHEMA
+from tests.strategy_setup import LOOSE
+from tests.strategy_setup import SCHEMA
 from training.artifacts.registry import Registry
 from training.data.catalog import MarketCatalog
-from training.features.offline import extract_features, z_columns
+from training.features.offline import extract_features
+from training.features.offline import z_columns
 from training.models.hmm import ForwardFilter
 
 

@@ -12,16 +12,18 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from ops.acceptance import (
-    AcceptanceConfig,
-    RunDirError,
-    block_bootstrap_ci,
-    load_run,
-    run_acceptance,
-    run_checks,
-    state_entropy_bits,
-)
-from tests.ops.conftest import DAYS, MAX_DRAWDOWN, ROWS_PER_DAY, make_spec, write_run
+from node.run_dir import RunDirError
+from node.run_dir import load_run
+from ops.acceptance import AcceptanceConfig
+from ops.acceptance import run_acceptance
+from ops.acceptance.checks import run_checks
+from ops.acceptance.stats import block_bootstrap_ci
+from ops.acceptance.stats import state_entropy_bits
+from tests.run_dir_setup import DAYS
+from tests.run_dir_setup import MAX_DRAWDOWN
+from tests.run_dir_setup import ROWS_PER_DAY
+from tests.run_dir_setup import make_spec
+from tests.run_dir_setup import write_run
 from training.cli import main
 
 CHECK_NAMES = (

@@ -6,10 +6,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from click.testing import CliRunner, Result
+from click.testing import CliRunner
+from click.testing import Result
 
-from node.guardrails import GuardInput, GuardLimits, Guardrails, KillSwitch
-from ops.killswitch import kill_switch_state, paths
+from node.guardrails import GuardInput
+from node.guardrails import GuardLimits
+from node.guardrails import Guardrails
+from node.killswitch import KillSwitch
+from node.killswitch import paths
+from ops.killswitch import kill_switch_state
 from training.cli import main
 
 

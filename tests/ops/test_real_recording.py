@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from ops.acceptance import REASON_CODES
+from node.run_dir import REASON_CODES
 from training.artifacts.registry import Registry
 from training.cli import main
 from training.data.catalog import MarketCatalog

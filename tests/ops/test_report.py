@@ -19,8 +19,11 @@ from click.testing import CliRunner
 from PIL import Image
 
 from ops.acceptance import run_acceptance
-from ops.report import _acceptance_html, render_report, transition_matrix
-from tests.ops.conftest import make_spec, write_run
+from ops.report import _acceptance_html
+from ops.report import render_report
+from ops.report import transition_matrix
+from tests.run_dir_setup import make_spec
+from tests.run_dir_setup import write_run
 from training.cli import main
 
 URL_ATTRS = {"src", "href", "srcset", "action", "poster", "data", "formaction"}

@@ -13,7 +13,8 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,12 +23,17 @@ import httpx
 import numpy as np
 import pytest
 
-from serving.adapt import child_histograms, fit_child
-from serving.model import InferenceError, InferenceModel, SchemaVersionMismatch
-from serving.testing import free_port, local_serve
-from tests.cluster.conftest import start_ray_head
+from serving.adapt import child_histograms
+from serving.adapt import fit_child
+from serving.model import InferenceError
+from serving.model import InferenceModel
+from serving.model import SchemaVersionMismatch
+from serving.testing import free_port
+from serving.testing import local_serve
+from tests.ray_setup import start_ray_head
 from training.artifacts.bundle import histogram_counts
-from training.artifacts.registry import Registry, RegistryError
+from training.artifacts.registry import Registry
+from training.artifacts.registry import RegistryError
 
 V1 = "FEATURES_V1"
 TOKEN = "test-admin-token-5"

@@ -9,7 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from serving.client import ClientResult, HttpModelClient, InProcessModelClient, ModelClient
+from serving.client import ClientResult
+from serving.client import HttpModelClient
+from serving.client import InProcessModelClient
+from serving.client import ModelClient
 from serving.testing import local_serve
 from training.artifacts.registry import Registry
 

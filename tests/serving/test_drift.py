@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from serving.drift import DriftConfig, DriftMonitor, kl_divergence
+from serving.drift import DriftConfig
+from serving.drift import DriftMonitor
+from serving.drift import kl_divergence
 from serving.model import InferenceModel
 
 

@@ -7,13 +7,11 @@ import json
 import numpy as np
 import pytest
 
-from serving.model import (
-    LOG_FLOOR,
-    InferenceModel,
-    InferenceResult,
-    InvalidInput,
-    SchemaVersionMismatch,
-)
+from serving.model import LOG_FLOOR
+from serving.model import InferenceModel
+from serving.model import InferenceResult
+from serving.model import InvalidInput
+from serving.model import SchemaVersionMismatch
 from training.models.hmm import ForwardFilter
 from training.models.policy import policy_inputs
 

@@ -8,7 +8,12 @@ import pytest
 import yaml
 from ray.serve.schema import ServeDeploySchema
 
-from serving.app import AppArgs, DriftServer, Ingress, PartialFitServer, build_app
+from serving.app import AppArgs
+from serving.app import build_app
+from serving.deployments import DriftServer
+from serving.deployments import Ingress
+from serving.deployments import PartialFitServer
+from serving.drift import DriftConfig
 
 CONFIG = Path(__file__).resolve().parents[2] / "serving" / "serve_config.yaml"
 
@@ -49,3 +54,18 @@ def test_invalid_config_is_refused() -> None:
     raw["applications"][0]["deployments"][0]["num_replicas"] = -1
     with pytest.raises(ValueError, match="num_replicas"):
         ServeDeploySchema.model_validate(raw)
+
+
+def test_drift_settings_nest_and_flat_keys_still_work() -> None:
+    nested = AppArgs(drift={"window": 400, "min_samples": 150, "kl_threshold": 0.3})
+    flat = AppArgs(drift_window=400, drift_min_samples=150, kl_threshold=0.3)
+    assert nested == flat
+    assert flat.drift == DriftConfig(window=400, min_samples=150, kl_threshold=0.3)
+    assert AppArgs(drift_window="100").drift.min_samples == 100  # serve run k=v: strings
+    assert AppArgs().drift == DriftConfig()
+    with pytest.raises(ValueError, match="given both flat and under 'drift'"):
+        AppArgs(drift={"window": 400}, drift_window=500)
+    with pytest.raises(ValueError, match=r"drift\.window must be >= 10"):
+        AppArgs(drift_window=5)
+    with pytest.raises(ValueError, match=r"drift\.bogus"):
+        AppArgs(drift={"bogus": 1})

@@ -2,7 +2,9 @@
 
 The store root is a local directory (default ``$NHMM_REGISTRY`` or ``./model_store``) or
 ``s3://bucket/prefix`` through ``pyarrow.fs`` (endpoint from ``NHMM_S3_ENDPOINT`` /
-``AWS_ENDPOINT_URL``, credentials from the standard AWS environment). Layout::
+``AWS_ENDPOINT_URL``, credentials from the standard AWS environment; the two stores live in
+:mod:`training.artifacts.store`). Errors are :class:`RegistryError` subclasses that also carry
+their kind (:mod:`training.artifacts.errors`). Layout::
 
     versions/<vNNNN-bundleid8>/   bundle files; manifest.json written last (no manifest = invisible)
     claims/vNNNN                  version-number claims (unique per number, never reused)
@@ -24,7 +26,6 @@ The store root is a local directory (default ``$NHMM_REGISTRY`` or ``./model_sto
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import random
@@ -32,35 +33,49 @@ import re
 import socket
 import time
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, Protocol
-from urllib.parse import urlsplit
+from dataclasses import dataclass
+from dataclasses import field
+from datetime import UTC
+from datetime import datetime
+from typing import Any
 
 import pyarrow.fs as pafs
 
-from training.artifacts.bundle import (
-    BUNDLE_FILES,
-    MANIFEST,
-    METADATA_FILE,
-    BundleIntegrityError,
-    ModelBundle,
-    bundle_files,
-    bundle_from_files,
-    code_version,
-    verify_files,
-)
+from training.artifacts.bundle import BUNDLE_FILES
+from training.artifacts.bundle import MANIFEST
+from training.artifacts.bundle import METADATA_FILE
+from training.artifacts.bundle import BundleIntegrityError
+from training.artifacts.bundle import ModelBundle
+from training.artifacts.bundle import bundle_files
+from training.artifacts.bundle import bundle_from_files
+from training.artifacts.bundle import code_version
+from training.artifacts.bundle import verify_files
+from training.artifacts.errors import BadAliasError
+from training.artifacts.errors import LockTimeoutError
+from training.artifacts.errors import NothingToRollBackError
+from training.artifacts.errors import RegistryError
+from training.artifacts.errors import UnknownModelError
+from training.artifacts.errors import VersionExistsError
+from training.artifacts.store import json_bytes
+from training.artifacts.store import open_store
+
+__all__ = [
+    "DEFAULT_ROOT",
+    "VERSION_RE",
+    "BadAliasError",
+    "LockTimeoutError",
+    "NothingToRollBackError",
+    "Registry",
+    "RegistryError",
+    "UnknownModelError",
+    "VersionExistsError",
+    "VersionInfo",
+]
 
 DEFAULT_ROOT = "./model_store"
 VERSION_RE = re.compile(r"^v(\d{4,})-([0-9a-f]{8})$")
 _NUMBER_REF_RE = re.compile(r"^v?(\d+)$")
 _ALIAS_RE = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
-
-
-class RegistryError(Exception):
-    """A registry operation cannot be done (unknown ref, bad alias, nothing to roll back...)."""
 
 
 @dataclass(frozen=True)
@@ -85,228 +100,6 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
-def _json_bytes(obj: Any) -> bytes:
-    return (json.dumps(obj, sort_keys=True, indent=2) + "\n").encode()
-
-
-# ---------------------------------------------------------------------------------------------
-# Storage backends: the few primitives the registry needs, for a local path and for pyarrow.fs
-
-
-class _Store(Protocol):
-    url: str
-
-    def read(self, key: str) -> bytes: ...
-    def write(self, key: str, data: bytes) -> None: ...
-    def create_exclusive(self, key: str, data: bytes) -> bool: ...
-    def is_file(self, key: str) -> bool: ...
-    def list(self, prefix: str) -> list[str]: ...
-    def delete_tree(self, prefix: str) -> None: ...
-    def delete_file(self, key: str) -> None: ...
-    def age_s(self, prefix: str) -> float: ...
-    def append_event(self, event: dict[str, Any]) -> None: ...
-    def read_events(self) -> list[dict[str, Any]]: ...
-    def lock(self, name: str) -> contextlib.AbstractContextManager[None]: ...
-
-
-class _LocalStore:
-    """A directory: atomic writes by temp file + ``os.replace``, claims by ``O_EXCL``."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.url = str(root)
-
-    def _p(self, key: str) -> Path:
-        return self.root / key
-
-    def read(self, key: str) -> bytes:
-        return self._p(key).read_bytes()
-
-    def write(self, key: str, data: bytes) -> None:
-        path = self._p(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
-        try:
-            with open(tmp, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-
-    def create_exclusive(self, key: str, data: bytes) -> bool:
-        path = self._p(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            return False
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        return True
-
-    def is_file(self, key: str) -> bool:
-        return self._p(key).is_file()
-
-    def list(self, prefix: str) -> list[str]:
-        path = self._p(prefix)
-        return sorted(p.name for p in path.iterdir()) if path.is_dir() else []
-
-    def delete_tree(self, prefix: str) -> None:
-        path = self._p(prefix)
-        if not path.exists():
-            return
-        for sub in sorted(path.rglob("*"), key=lambda p: len(p.parts), reverse=True):
-            sub.rmdir() if sub.is_dir() else sub.unlink(missing_ok=True)
-        path.rmdir()
-
-    def delete_file(self, key: str) -> None:
-        self._p(key).unlink(missing_ok=True)
-
-    def age_s(self, prefix: str) -> float:
-        path = self._p(prefix)
-        stamps = [p.stat().st_mtime for p in [path, *path.rglob("*")] if p.exists()]
-        return time.time() - max(stamps) if stamps else float("inf")
-
-    def append_event(self, event: dict[str, Any]) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        line = (json.dumps(event, sort_keys=True) + "\n").encode()
-        fd = os.open(self.root / "events.jsonl", os.O_CREAT | os.O_APPEND | os.O_WRONLY, 0o644)
-        try:
-            os.write(fd, line)  # one write with O_APPEND: lines from processes never interleave
-        finally:
-            os.close(fd)
-
-    def read_events(self) -> list[dict[str, Any]]:
-        path = self.root / "events.jsonl"
-        if not path.is_file():
-            return []
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-    @contextlib.contextmanager
-    def lock(self, name: str, timeout_s: float = 30.0, stale_s: float = 120.0) -> Iterator[None]:
-        path = self._p(f"locks/{name}.lock")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-                os.write(fd, f"{socket.gethostname()} {os.getpid()}\n".encode())
-                os.close(fd)
-                break
-            except FileExistsError:
-                with contextlib.suppress(FileNotFoundError):
-                    if time.time() - path.stat().st_mtime > stale_s:
-                        path.unlink()  # holder died; the lock is older than any real update
-                        continue
-                if time.monotonic() > deadline:
-                    raise RegistryError(f"{path}: lock held for more than {timeout_s} s") from None
-                time.sleep(0.005 + random.random() * 0.02)
-        try:
-            yield
-        finally:
-            path.unlink(missing_ok=True)
-
-
-class _ArrowStore:
-    """Any ``pyarrow.fs`` filesystem (S3): single-object PUTs are atomic; no appends, no O_EXCL.
-
-    A claim on S3 is ``<key>/<uuid>`` followed by a listing: S3 lists strongly consistently,
-    so at most one claimant sees only its own object, and only that one wins. Contenders that
-    see each other all lose and move on to the next number (the number is left unused).
-    """
-
-    def __init__(self, fs: pafs.FileSystem, base: str, url: str) -> None:
-        self.fs = fs
-        self.base = base.rstrip("/")
-        self.url = url
-
-    def _p(self, key: str) -> str:
-        return f"{self.base}/{key}" if key else self.base
-
-    def read(self, key: str) -> bytes:
-        with self.fs.open_input_stream(self._p(key)) as fh:
-            return fh.read()
-
-    def write(self, key: str, data: bytes) -> None:
-        with self.fs.open_output_stream(self._p(key)) as fh:
-            fh.write(data)
-
-    def create_exclusive(self, key: str, data: bytes) -> bool:
-        mine = uuid.uuid4().hex
-        self.write(f"{key}/{mine}", data)
-        others = [n for n in self.list(key) if n != mine]
-        return not others
-
-    def is_file(self, key: str) -> bool:
-        return self.fs.get_file_info(self._p(key)).type == pafs.FileType.File
-
-    def list(self, prefix: str) -> list[str]:
-        sel = pafs.FileSelector(self._p(prefix), allow_not_found=True)
-        return sorted(info.base_name for info in self.fs.get_file_info(sel))
-
-    def delete_tree(self, prefix: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self.fs.delete_dir(self._p(prefix))
-
-    def delete_file(self, key: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self.fs.delete_file(self._p(key))
-
-    def age_s(self, prefix: str) -> float:
-        sel = pafs.FileSelector(self._p(prefix), allow_not_found=True, recursive=True)
-        stamps = [i.mtime.timestamp() for i in self.fs.get_file_info(sel) if i.mtime is not None]
-        return time.time() - max(stamps) if stamps else float("inf")
-
-    def append_event(self, event: dict[str, Any]) -> None:
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-        self.write(f"events/{stamp}-{uuid.uuid4().hex[:8]}.json", _json_bytes(event))
-
-    def read_events(self) -> list[dict[str, Any]]:
-        return [json.loads(self.read(f"events/{n}")) for n in self.list("events")]
-
-    @contextlib.contextmanager
-    def lock(self, name: str) -> Iterator[None]:
-        # S3 has no cheap mutex; alias objects are replaced by one atomic PUT (last writer wins).
-        yield
-
-
-def s3_filesystem() -> pafs.S3FileSystem:
-    """``S3FileSystem`` configured from ``NHMM_S3_ENDPOINT``/``AWS_ENDPOINT_URL`` and AWS env."""
-    kwargs: dict[str, Any] = {}
-    endpoint = (
-        os.environ.get("NHMM_S3_ENDPOINT")
-        or os.environ.get("AWS_ENDPOINT_URL_S3")
-        or os.environ.get("AWS_ENDPOINT_URL")
-    )
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-    if endpoint:
-        parts = urlsplit(endpoint if "://" in endpoint else f"https://{endpoint}")
-        kwargs.update(endpoint_override=parts.netloc, scheme=parts.scheme or "https")
-        region = region or "us-east-1"
-    if region:
-        kwargs["region"] = region
-    return pafs.S3FileSystem(**kwargs)
-
-
-def _open_store(root: str, filesystem: pafs.FileSystem | None) -> _Store:
-    if root.startswith("s3://"):
-        parts = urlsplit(root)
-        if not parts.netloc:
-            raise RegistryError(f"registry root {root!r}: missing bucket")
-        base = f"{parts.netloc}/{parts.path.strip('/')}".rstrip("/")
-        return _ArrowStore(filesystem or s3_filesystem(), base, root.rstrip("/"))
-    if filesystem is not None:
-        return _ArrowStore(filesystem, root, root)
-    if root.startswith("file://"):
-        root = urlsplit(root).path
-    return _LocalStore(Path(root).expanduser().resolve())
-
-
-# ---------------------------------------------------------------------------------------------
-
-
 class Registry:
     """Versioned model store with ``live``/``candidate`` aliases, promote/rollback and lineage.
 
@@ -326,7 +119,7 @@ class Registry:
     ) -> None:
         root = os.fspath(root) if root is not None else None
         root = root or os.environ.get("NHMM_REGISTRY") or DEFAULT_ROOT
-        self._store = _open_store(root, filesystem)
+        self._store = open_store(root, filesystem)
         self.root: str = self._store.url
 
     def __repr__(self) -> str:
@@ -377,7 +170,9 @@ class Registry:
             bundle_from_files(staged)  # what we publish is exactly what loaded back
             version = self._claim_version(bundle_id)
             if store.list(f"versions/{version}"):
-                raise RegistryError(f"version {version} already exists; versions are immutable")
+                raise VersionExistsError(
+                    f"version {version} already exists; versions are immutable"
+                )
             vdir = f"versions/{version}"  # ours from here on: remove it if anything fails
             for name in BUNDLE_FILES:
                 store.write(f"{vdir}/{name}", staged[name])
@@ -398,7 +193,7 @@ class Registry:
 
     def _claim_version(self, bundle_id: str) -> str:
         store = self._store
-        note = _json_bytes(
+        note = json_bytes(
             {
                 "bundle_id": bundle_id,
                 "host": socket.gethostname(),
@@ -412,7 +207,7 @@ class Registry:
             if store.create_exclusive(f"claims/v{n:04d}", note):
                 return f"v{n:04d}-{bundle_id[:8]}"
             time.sleep(random.random() * 0.02)
-        raise RegistryError("could not claim a version number after 1000 attempts")
+        raise VersionExistsError("could not claim a version number after 1000 attempts")
 
     def _visible(self, version: str) -> bool:
         return bool(VERSION_RE.match(version)) and self._store.is_file(
@@ -436,7 +231,7 @@ class Registry:
         if VERSION_RE.match(ref):
             if self._visible(ref):
                 return ref
-            raise RegistryError(f"unknown version {ref!r} in {self.root}")
+            raise UnknownModelError(f"unknown version {ref!r} in {self.root}")
         record = self._alias_record(ref) if _ALIAS_RE.match(ref) else None
         if record is not None:
             return str(record["version"])
@@ -446,7 +241,7 @@ class Registry:
                 if _number(v) == int(m.group(1)):
                     return v
         known = ", ".join(sorted(self.aliases())) or "none"
-        raise RegistryError(f"unknown model ref {ref!r} in {self.root} (aliases: {known})")
+        raise UnknownModelError(f"unknown model ref {ref!r} in {self.root} (aliases: {known})")
 
     def _version_ids(self) -> list[str]:
         names = [n for n in self._store.list("versions") if self._visible(n)]
@@ -547,13 +342,17 @@ class Registry:
         with self._store.lock(f"alias-{alias}"):
             record = self._alias_record(alias)
             if record is None:
-                raise RegistryError(f"alias {alias!r} is not set; nothing to roll back")
+                raise NothingToRollBackError(f"alias {alias!r} is not set; nothing to roll back")
             history = [str(v) for v in record.get("history", [])]
             if not history:
-                raise RegistryError(f"alias {alias!r} has no earlier version to roll back to")
+                raise NothingToRollBackError(
+                    f"alias {alias!r} has no earlier version to roll back to"
+                )
             target = history.pop()
             if not self._visible(target):
-                raise RegistryError(f"alias {alias!r}: previous version {target} is not available")
+                raise UnknownModelError(
+                    f"alias {alias!r}: previous version {target} is not available"
+                )
             self._write_alias(alias, target, history)
         self._event("rollback", alias=alias, version=target, previous=record["version"])
         return target
@@ -572,7 +371,7 @@ class Registry:
 
     def _write_alias(self, alias: str, version: str, history: list[str]) -> None:
         record = {"alias": alias, "version": version, "history": history, "updated_at": _now()}
-        self._store.write(f"aliases/{alias}.json", _json_bytes(record))
+        self._store.write(f"aliases/{alias}.json", json_bytes(record))
 
     # -- audit and housekeeping -------------------------------------------------------------
 
@@ -607,7 +406,8 @@ def _number(name: str) -> int | None:
 
 def _check_alias(alias: str) -> None:
     if not _ALIAS_RE.match(alias) or _NUMBER_REF_RE.match(alias):
-        raise RegistryError(
+        raise BadAliasError(
             f"invalid alias {alias!r}: use lower-case letters, digits, '-' or '_', "
-            "starting with a letter, and not shaped like a version number"
+            "starting with a letter, and not shaped like a version number",
+            field="alias",
         )

@@ -12,14 +12,17 @@ A command module that fails to import is such a bug too.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from importlib.metadata import entry_points
+from typing import Any
 
 import click
 
 from training.cli.options import days_option
 from training.errors import NhmmError
 
-__all__ = ["ENTRY_POINT_GROUP", "LazyGroup", "UserError", "days_option", "main"]
+__all__ = ["ENTRY_POINT_GROUP", "LazyGroup", "NhmmCommand", "UserError", "days_option", "main"]
 
 #: The entry-point group every package adds its ``nhmm`` commands to.
 ENTRY_POINT_GROUP = "nhmm.commands"
@@ -29,6 +32,24 @@ class UserError(click.ClickException):
     """An :class:`~training.errors.NhmmError` shown as one line; exit code 2."""
 
     exit_code = 2
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn an :class:`~training.errors.NhmmError` into a :class:`UserError`; nothing else."""
+    try:
+        yield
+    except NhmmError as exc:
+        raise UserError(str(exc)) from exc
+
+
+class NhmmCommand(click.Command):
+    """A command that shows an ``NhmmError`` as one line and exit 2 also when run on its own
+    (not through ``nhmm``), e.g. by a test's ``CliRunner``."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with user_errors():
+            return super().invoke(ctx)
 
 
 class LazyGroup(click.Group):
@@ -49,11 +70,9 @@ class LazyGroup(click.Group):
             raise TypeError(f"entry point nhmm.commands:{name} is not a click command")
         return command
 
-    def invoke(self, ctx: click.Context) -> object:
-        try:
+    def invoke(self, ctx: click.Context) -> Any:
+        with user_errors():
             return super().invoke(ctx)
-        except NhmmError as exc:
-            raise UserError(str(exc)) from exc
 
 
 @click.group(cls=LazyGroup)

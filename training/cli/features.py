@@ -12,8 +12,12 @@ from pathlib import Path
 
 import click
 
+from training.cli.options import catalog_option
 from training.cli.options import days_option
-from training.features.engine import FeatureSchema, schema_for
+from training.cli.options import out_option
+from training.cli.options import symbol_option
+
+__all__ = ["features"]
 
 
 @click.group()
@@ -22,15 +26,15 @@ def features() -> None:
 
 
 @features.command("extract")
-@click.option("--catalog", "catalog_dir", required=True, type=click.Path(file_okay=False))
-@click.option("--symbol", required=True, help="BTCUSDT, BTCUSDT-PERP or a full instrument id.")
+@catalog_option()
+@symbol_option
 @days_option
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
+@out_option("Directory for features/<instrument_id>/<day>.parquet.")
 @click.option(
     "--schema",
     "schema_file",
     default=None,
-    type=click.Path(dir_okay=False),
+    type=click.Path(dir_okay=False, exists=True),
     help="A schema JSON (FeatureSchema.to_dict); default the market's FEATURES_V1.",
 )
 @click.option("--interval", type=float, default=None, help="Sample interval in seconds.")
@@ -43,7 +47,7 @@ def features() -> None:
 )
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def extract(
-    catalog_dir: str,
+    catalog_root: str,
     symbol: str,
     days: tuple[datetime.date, ...],
     out_dir: str,
@@ -56,19 +60,22 @@ def extract(
 ) -> None:
     """Write one feature Parquet per symbol-day of SYMBOL."""
     from training.data.catalog import MarketCatalog
-    from training.features.offline import extract_many, market_of
+    from training.errors import BadInputError
+    from training.features.offline import extract_many
+    from training.features.offline import market_of
+    from training.features.schema import FeatureSchema
+    from training.features.schema import schema_for
 
-    root = Path(catalog_dir)
-    if not root.is_dir():
-        raise click.BadParameter(f"{root} is not a directory", param_hint="--catalog")
-    catalog = MarketCatalog(root)
-    sds = catalog.symbol_days(symbol)
-    if not sds:
-        raise click.ClickException(f"no partitions for {symbol!r} in {root}")
+    catalog = MarketCatalog(catalog_root)
+    selected = catalog.select(symbol, list(days) or None)
     if schema_file:
-        schema = FeatureSchema.from_dict(json.loads(Path(schema_file).read_text()))
+        try:
+            stored = json.loads(Path(schema_file).read_text())
+        except json.JSONDecodeError as exc:
+            raise BadInputError(f"{schema_file}: not JSON ({exc})", field="schema") from exc
+        schema = FeatureSchema.from_dict(stored)
     else:
-        schema = schema_for(market_of(sds[0].instrument_id))
+        schema = schema_for(market_of(selected[0].instrument_id))
     overrides = {
         k: v
         for k, v in (
@@ -79,25 +86,15 @@ def extract(
         if v is not None
     }
     if overrides:
-        schema = schema_for(schema.market, **{**_windows(schema), **overrides})
-    try:
-        paths = extract_many(
-            catalog,
-            symbol,
-            list(days) or None,
-            schema,
-            out_dir,
-            continuous=not per_day,
-            progress=progress,
-        )
-    except (KeyError, ValueError) as exc:
-        raise click.ClickException(str(exc.args[0] if exc.args else exc)) from exc
+        schema = schema_for(schema.market, **{**schema.windows(), **overrides})
+    paths = extract_many(
+        catalog,
+        symbol,
+        list(days) or None,
+        schema,
+        out_dir,
+        continuous=not per_day,
+        progress=progress,
+    )
     for path in paths.values():
         click.echo(str(path))
-
-
-def _windows(schema: FeatureSchema) -> dict[str, object]:
-    d = schema.to_dict()
-    for k in ("market", "version", "names"):
-        d.pop(k)
-    return d

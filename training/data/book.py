@@ -29,24 +29,28 @@ with the reconstructed best bid/ask price and size (``bbo_checks``, ``bbo_mismat
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from collections.abc import Iterable
+from collections.abc import Sequence
+from dataclasses import dataclass
+from dataclasses import field
 from itertools import chain
 from typing import Literal
 
 import numpy as np
 
-from training.data.columns import (
-    ADD,
-    BUY,
-    CLEAR,
-    DELETE,
-    F_LAST,
-    F_SNAPSHOT,
-    SELL,
-    UPDATE,
-    DeltaColumns,
-)
+from training.data.columns import ADD
+from training.data.columns import BUY
+from training.data.columns import CLEAR
+from training.data.columns import DELETE
+from training.data.columns import F_LAST
+from training.data.columns import F_SNAPSHOT
+from training.data.columns import SELL
+from training.data.columns import UPDATE
+from training.data.columns import DeltaColumns
+from training.errors import BadInputError
+
+__all__ = ["BinanceBookSync", "DeltaBuilder", "L2Book", "Level"]
 
 Level = tuple[float, float]
 _MAX_PENDING = 100_000
@@ -146,6 +150,33 @@ class DeltaBuilder:
         )
 
 
+def _apply_side(
+    levels: dict[float, float],
+    updates: Sequence[Level],
+    act: Callable[[int], None],
+    best: float,
+    best_ok: bool,
+    is_bid: bool,
+) -> tuple[float, bool]:
+    """Apply one side's ``(price, size)`` updates (size 0 deletes), appending each level's
+    action code; returns the side's cached best price and whether that cache still holds."""
+    for p, q in updates:
+        if q == 0.0:
+            if p in levels:
+                del levels[p]
+                if p == best:
+                    best_ok = False
+                act(DELETE)
+            else:
+                act(0)
+        else:
+            act(UPDATE if p in levels else ADD)
+            levels[p] = q
+            if (p > best) if is_bid else (p < best):
+                best = p
+    return best, best_ok
+
+
 @dataclass(slots=True)
 class _Diff:
     U: int
@@ -162,7 +193,7 @@ class BinanceBookSync:
 
     def __init__(self, market: Literal["spot", "usdm"], buffer_limit: int = 10_000) -> None:
         if market not in ("spot", "usdm"):
-            raise ValueError(f"market must be 'spot' or 'usdm', got {market!r}")
+            raise BadInputError(f"market must be 'spot' or 'usdm', got {market!r}", field="market")
         self.market = market
         self.book = L2Book()
         self.out = DeltaBuilder()
@@ -235,7 +266,10 @@ class BinanceBookSync:
         self._snapshot_id = last_update_id
         self.last_u = last_update_id
         for d in buffered:
-            self._diff(d.U, d.u, d.pu, d.bids, d.asks, d.ts_event, max(d.ts_init, ts_init))
+            self.on_depth(d.U, d.u, d.pu, d.bids, d.asks, d.ts_event, max(d.ts_init, ts_init))
+
+    def _too_old(self, u: int, last_update_id: int) -> bool:
+        return u <= last_update_id if self.market == "spot" else u < last_update_id
 
     def on_depth(
         self,
@@ -248,21 +282,6 @@ class BinanceBookSync:
         ts_init: int,
     ) -> None:
         """One ``depthUpdate`` (``U`` first id, ``u`` final id, ``pu`` previous final id)."""
-        self._diff(U, u, pu, bids, asks, ts_event, ts_init)
-
-    def _too_old(self, u: int, last_update_id: int) -> bool:
-        return u <= last_update_id if self.market == "spot" else u < last_update_id
-
-    def _diff(
-        self,
-        U: int,
-        u: int,
-        pu: int | None,
-        bids: Sequence[Level],
-        asks: Sequence[Level],
-        ts_event: int,
-        ts_init: int,
-    ) -> None:
         if not self.trusted:
             self.skipped_untrusted += 1
             self._buffer.append(_Diff(U, u, pu, bids, asks, ts_event, ts_init))
@@ -304,38 +323,8 @@ class BinanceBookSync:
         act = out.actions.append
         out.levels.extend(bids)
         out.levels.extend(asks)
-        levels, bb, bb_ok = book.bids, book._bb, book._bb_ok
-        for p, q in bids:
-            if q == 0.0:
-                if p in levels:
-                    del levels[p]
-                    if p == bb:
-                        bb_ok = False
-                    act(DELETE)
-                else:
-                    act(0)
-            else:
-                act(UPDATE if p in levels else ADD)
-                levels[p] = q
-                if p > bb:
-                    bb = p
-        book._bb, book._bb_ok = bb, bb_ok
-        levels, ba, ba_ok = book.asks, book._ba, book._ba_ok
-        for p, q in asks:
-            if q == 0.0:
-                if p in levels:
-                    del levels[p]
-                    if p == ba:
-                        ba_ok = False
-                    act(DELETE)
-                else:
-                    act(0)
-            else:
-                act(UPDATE if p in levels else ADD)
-                levels[p] = q
-                if p < ba:
-                    ba = p
-        book._ba, book._ba_ok = ba, ba_ok
+        book._bb, book._bb_ok = _apply_side(book.bids, bids, act, book._bb, book._bb_ok, True)
+        book._ba, book._ba_ok = _apply_side(book.asks, asks, act, book._ba, book._ba_ok, False)
         ts_init = max(ts_init, self._last_ts_init)
         out.messages.append((ts_event, ts_init, u, 0, 0, len(bids), len(asks)))
         self._last_ts_init = ts_init

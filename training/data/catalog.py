@@ -2,9 +2,11 @@
 
 ``MarketCatalog.write`` turns columnar :class:`~training.data.columns.MarketEvents` into Parquet
 files in Nautilus's own layout and Arrow schema (``data/order_book_deltas/<instrument_id>/...``,
-``trade_tick``, ``quote_tick``; prices/sizes as 128-bit fixed point, ``FIXED_PRECISION`` 16), so
-``ParquetDataCatalog`` queries, ``BacktestNode`` and ``BacktestEngine`` read it. The record
-batches are built directly from numpy (no Nautilus object per row), which is what makes imports fast.
+``trade_tick``, ``quote_tick``; prices/sizes as 128-bit fixed point, :mod:`training.data.fixed`),
+so ``ParquetDataCatalog`` queries, ``BacktestNode`` and ``BacktestEngine`` read it. The record
+batches are built directly from numpy (no Nautilus object per row, :mod:`training.data._arrow`),
+which is what makes imports fast. ``MarketCatalog.write_data`` writes Nautilus objects (bars).
+Every write is staged beside the catalog and moved in all or nothing.
 
 Layout under ``root``::
 
@@ -45,41 +47,55 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import json
 import shutil
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
+from collections.abc import Iterator
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from nautilus_trader.core.data import Data
 from nautilus_trader.model.instruments import Instrument
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
-from training.data.columns import (
-    ADD,
-    BUY,
-    CLEAR,
-    DELETE,
-    F_LAST,
-    F_SNAPSHOT,
-    SELL,
-    DeltaColumns,
-    MarketEvents,
-    QuoteColumns,
-    TradeColumns,
-)
-from training.data.report import ImportReport, ns_to_iso
-from training.errors import BadInputError, NotFoundError
+from training.data._arrow import COLUMNS
+from training.data._arrow import KINDS
+from training.data._arrow import from_table
+from training.data._arrow import to_table
+from training.data.columns import ADD
+from training.data.columns import BUY
+from training.data.columns import CLEAR
+from training.data.columns import DELETE
+from training.data.columns import F_LAST
+from training.data.columns import F_SNAPSHOT
+from training.data.columns import DeltaColumns
+from training.data.columns import MarketEvents
+from training.data.columns import QuoteColumns
+from training.data.columns import TradeColumns
+from training.data.report import ImportReport
+from training.data.report import ns_to_iso
+from training.errors import BadInputError
+from training.errors import NotFoundError
+from training.io import atomic_write_json
+from training.io import read_json
 
-FIXED_PRECISION = 16
+__all__ = [
+    "KINDS",
+    "NS_PER_DAY",
+    "VENUE",
+    "MarketCatalog",
+    "SymbolDay",
+    "book_state",
+    "day_start_snapshot",
+    "split_days",
+]
+
 NS_PER_DAY = 86_400 * 1_000_000_000
 VENUE = "BINANCE"
-KINDS = ("order_book_deltas", "trade_tick", "quote_tick")
-_MASK32 = np.uint64(0xFFFFFFFF)
+_EPOCH = datetime.date(1970, 1, 1)
 
 
 @dataclass(frozen=True, order=True)
@@ -96,247 +112,6 @@ class SymbolDay:
 
     def __str__(self) -> str:
         return f"{self.instrument_id}/{self.day.isoformat()}"
-
-
-# -- 128-bit fixed point ---------------------------------------------------------------------
-
-
-def _mul_u64(a: np.ndarray, b: int) -> tuple[np.ndarray, np.ndarray]:
-    """Exact 64x64 -> 128-bit unsigned product as (lo, hi) uint64 words."""
-    b = np.uint64(b)
-    a_lo, a_hi = a & _MASK32, a >> np.uint64(32)
-    b_lo, b_hi = b & _MASK32, b >> np.uint64(32)
-    p0, p1, p2, p3 = a_lo * b_lo, a_lo * b_hi, a_hi * b_lo, a_hi * b_hi
-    mid = (p0 >> np.uint64(32)) + (p1 & _MASK32) + (p2 & _MASK32)
-    lo = (p0 & _MASK32) | (mid << np.uint64(32))
-    hi = p3 + (p1 >> np.uint64(32)) + (p2 >> np.uint64(32)) + (mid >> np.uint64(32))
-    return lo, hi
-
-
-def fixed_raw(values: np.ndarray, precision: int, name: str = "value") -> np.ndarray:
-    """Nautilus raw int128 (``round(v * 10**precision) * 10**(16 - precision)``) as (n, 2) uint64.
-
-    Rounds half away from zero like Nautilus's ``f64_to_fixed_i128``; columns are (lo, hi)
-    little-endian words, i.e. exactly the bytes of a ``fixed_size_binary[16]`` cell.
-    """
-    v = np.asarray(values, dtype=np.float64)
-    if not np.isfinite(v).all():
-        raise ValueError(f"{name}: non-finite value")
-    scaled = v * (10.0**precision)
-    n = np.sign(scaled) * np.floor(np.abs(scaled) + 0.5)
-    off = np.abs(scaled - n) > 1e-3 + 1e-12 * np.abs(scaled)
-    if off.any():
-        i = int(np.argmax(off))
-        raise ValueError(
-            f"{name}[{i}] = {v[i]!r} is not a multiple of 1e-{precision} (instrument precision)"
-        )
-    if np.abs(n).max(initial=0.0) >= 2.0**63:
-        raise ValueError(f"{name}: value out of range for precision {precision}")
-    ni = n.astype(np.int64)
-    neg = ni < 0
-    lo, hi = _mul_u64(np.abs(ni).astype(np.uint64), 10 ** (FIXED_PRECISION - precision))
-    if neg.any():
-        nlo, nhi = ~lo + np.uint64(1), ~hi
-        nhi = nhi + (nlo == 0).astype(np.uint64)
-        lo, hi = np.where(neg, nlo, lo), np.where(neg, nhi, hi)
-    return np.stack([lo, hi], axis=1)
-
-
-def precision_needed(values: np.ndarray, minimum: int = 0, maximum: int = 9) -> int:
-    """Smallest precision >= ``minimum`` that holds every value exactly (grid of 10**-p).
-
-    Binance books can carry sizes finer than today's ``stepSize`` (orders resting since an
-    older, finer step); importers raise the instrument's precision to this instead of rounding.
-
-    >>> precision_needed(np.array([1.5, 25.426189]), minimum=5)
-    6
-    """
-    v = np.asarray(values, dtype=np.float64)
-    for p in range(minimum, maximum + 1):
-        scaled = v * (10.0**p)
-        if not (np.abs(scaled - np.round(scaled)) > 1e-3 + 1e-12 * np.abs(scaled)).any():
-            return p
-    raise ValueError(f"values need more than {maximum} decimals")
-
-
-def encode_fixed(
-    values: np.ndarray, precision: int, name: str = "value"
-) -> pa.FixedSizeBinaryArray:
-    """Float values as Nautilus 128-bit fixed-point ``fixed_size_binary[16]``.
-
-    Raises ``ValueError`` naming ``name`` when a value is off the ``10**-precision`` grid
-    (rounding it would silently change the data).
-    """
-    words = np.ascontiguousarray(fixed_raw(values, precision, name))
-    return pa.FixedSizeBinaryArray.from_buffers(
-        pa.binary(16), len(words), [None, pa.py_buffer(words.tobytes())]
-    )
-
-
-def _bit_length(h: np.ndarray) -> np.ndarray:
-    """Bit length of positive uint64 values below 2**63."""
-    e = np.frexp(h.astype(np.float64))[1].astype(np.int64)
-    too_big = (h >> (e - 1).astype(np.uint64)) == 0
-    return e - too_big
-
-
-def decode_fixed(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """``fixed_size_binary[16]`` raw int128 -> float64, bit-identical to ``Price.as_double()``.
-
-    Nautilus computes ``(double)raw / 1e16`` with a correctly rounded int128 -> double
-    conversion; we reproduce it with a sticky-bit shift into 64 bits.
-    """
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    n = len(arr)
-    buf = arr.buffers()[1]
-    words = np.frombuffer(buf, dtype=np.uint64, count=2 * n, offset=arr.offset * 16).reshape(n, 2)
-    lo, hi = words[:, 0].copy(), words[:, 1].copy()
-    neg = (hi >> np.uint64(63)) == 1
-    if neg.any():
-        nlo = ~lo + np.uint64(1)
-        nhi = ~hi + (nlo == 0).astype(np.uint64)
-        lo, hi = np.where(neg, nlo, lo), np.where(neg, nhi, hi)
-    out = lo.astype(np.float64)
-    big = hi != 0
-    if big.any():
-        h, low = hi[big], lo[big]
-        s = _bit_length(h).astype(np.uint64)
-        x = (h << (np.uint64(64) - s)) | (low >> s)
-        sticky = (low & ((np.uint64(1) << s) - np.uint64(1))) != 0
-        x |= sticky.astype(np.uint64)
-        out[big] = np.ldexp(x.astype(np.float64), s.astype(np.int64))
-    out /= 1e16
-    return np.where(neg, -out, out)
-
-
-# -- Arrow tables in Nautilus's schema -------------------------------------------------------
-
-_FIXED = pa.binary(16)
-_SCHEMAS = {
-    "order_book_deltas": pa.schema(
-        [
-            pa.field("action", pa.uint8(), nullable=False),
-            pa.field("side", pa.uint8(), nullable=False),
-            pa.field("price", _FIXED, nullable=False),
-            pa.field("size", _FIXED, nullable=False),
-            pa.field("order_id", pa.uint64(), nullable=False),
-            pa.field("flags", pa.uint8(), nullable=False),
-            pa.field("sequence", pa.uint64(), nullable=False),
-            pa.field("ts_event", pa.uint64(), nullable=False),
-            pa.field("ts_init", pa.uint64(), nullable=False),
-        ]
-    ),
-    "trade_tick": pa.schema(
-        [
-            pa.field("price", _FIXED, nullable=False),
-            pa.field("size", _FIXED, nullable=False),
-            pa.field("aggressor_side", pa.uint8(), nullable=False),
-            pa.field("trade_id", pa.string(), nullable=False),
-            pa.field("ts_event", pa.uint64(), nullable=False),
-            pa.field("ts_init", pa.uint64(), nullable=False),
-        ]
-    ),
-    "quote_tick": pa.schema(
-        [
-            pa.field("bid_price", _FIXED, nullable=False),
-            pa.field("ask_price", _FIXED, nullable=False),
-            pa.field("bid_size", _FIXED, nullable=False),
-            pa.field("ask_size", _FIXED, nullable=False),
-            pa.field("ts_event", pa.uint64(), nullable=False),
-            pa.field("ts_init", pa.uint64(), nullable=False),
-        ]
-    ),
-}
-
-
-def _u64(a: np.ndarray) -> pa.Array:
-    return pa.array(np.asarray(a).astype(np.uint64, copy=False), type=pa.uint64())
-
-
-def _u8(a: np.ndarray) -> pa.Array:
-    return pa.array(np.asarray(a).astype(np.uint8, copy=False), type=pa.uint8())
-
-
-def _table(kind: str, cols: object, instrument_id: str, pp: int, sp: int) -> pa.Table:
-    meta = {
-        "instrument_id": instrument_id,
-        "price_precision": str(pp),
-        "size_precision": str(sp),
-    }
-    schema = _SCHEMAS[kind].with_metadata(meta)
-    if kind == "order_book_deltas":
-        d: DeltaColumns = cols  # type: ignore[assignment]
-        arrays = [
-            _u8(d.action),
-            _u8(d.side),
-            encode_fixed(d.price, pp, "order_book_deltas.price"),
-            encode_fixed(d.size, sp, "order_book_deltas.size"),
-            _u64(np.zeros(len(d), dtype=np.uint64)),
-            _u8(d.flags),
-            _u64(d.sequence),
-            _u64(d.ts_event),
-            _u64(d.ts_init),
-        ]
-    elif kind == "trade_tick":
-        t: TradeColumns = cols  # type: ignore[assignment]
-        arrays = [
-            encode_fixed(t.price, pp, "trade_tick.price"),
-            encode_fixed(t.size, sp, "trade_tick.size"),
-            _u8(t.aggressor),
-            pc.cast(pa.array(t.trade_id, type=pa.int64()), pa.string()),
-            _u64(t.ts_event),
-            _u64(t.ts_init),
-        ]
-    else:
-        q: QuoteColumns = cols  # type: ignore[assignment]
-        arrays = [
-            encode_fixed(q.bid_price, pp, "quote_tick.bid_price"),
-            encode_fixed(q.ask_price, pp, "quote_tick.ask_price"),
-            encode_fixed(q.bid_size, sp, "quote_tick.bid_size"),
-            encode_fixed(q.ask_size, sp, "quote_tick.ask_size"),
-            _u64(q.ts_event),
-            _u64(q.ts_init),
-        ]
-    return pa.Table.from_arrays(arrays, schema=schema)
-
-
-def _columns_from_table(kind: str, table: pa.Table) -> DeltaColumns | TradeColumns | QuoteColumns:
-    def i64(name: str) -> np.ndarray:
-        return table.column(name).to_numpy().astype(np.int64)
-
-    if kind == "order_book_deltas":
-        return DeltaColumns(
-            ts_event=i64("ts_event"),
-            ts_init=i64("ts_init"),
-            action=table.column("action").to_numpy().astype(np.uint8),
-            side=table.column("side").to_numpy().astype(np.uint8),
-            price=decode_fixed(table.column("price")),
-            size=decode_fixed(table.column("size")),
-            flags=table.column("flags").to_numpy().astype(np.uint8),
-            sequence=table.column("sequence").to_numpy().astype(np.uint64),
-        )
-    if kind == "trade_tick":
-        try:
-            trade_id = pc.cast(table.column("trade_id"), pa.int64()).to_numpy()
-        except pa.ArrowInvalid as exc:
-            raise ValueError(f"trade_tick.trade_id: not an integer id ({exc})") from exc
-        return TradeColumns(
-            ts_event=i64("ts_event"),
-            ts_init=i64("ts_init"),
-            price=decode_fixed(table.column("price")),
-            size=decode_fixed(table.column("size")),
-            aggressor=table.column("aggressor_side").to_numpy().astype(np.uint8),
-            trade_id=np.asarray(trade_id, dtype=np.int64),
-        )
-    return QuoteColumns(
-        ts_event=i64("ts_event"),
-        ts_init=i64("ts_init"),
-        bid_price=decode_fixed(table.column("bid_price")),
-        bid_size=decode_fixed(table.column("bid_size")),
-        ask_price=decode_fixed(table.column("ask_price")),
-        ask_size=decode_fixed(table.column("ask_size")),
-    )
 
 
 # -- day splitting and day-start snapshots ---------------------------------------------------
@@ -471,15 +246,10 @@ class MarketCatalog:
             cols.validate()
         inst_id = instrument.id.value
         pp, sp = int(instrument.price_precision), int(instrument.size_precision)
-        staging = self.root / ".staging" / uuid.uuid4().hex
-        written: list[SymbolDay] = []
-        try:
-            stage_cat = ParquetDataCatalog(str(staging))
-            stage_cat.write_data([instrument])
-            plans: list[tuple[SymbolDay, dict[str, object]]] = []
+        manifests: dict[SymbolDay, dict[str, object]] = {}
+        with self._staged(instrument) as (staging, _):
             for day, ev in split_days(events).items():
-                sd = SymbolDay(inst_id, datetime.date(1970, 1, 1) + datetime.timedelta(days=day))
-                entry: dict[str, object] = {"instrument_id": inst_id, "day": sd.day.isoformat()}
+                sd = SymbolDay(inst_id, _EPOCH + datetime.timedelta(days=day))
                 files: dict[str, str] = {}
                 counts: dict[str, int] = {}
                 for kind, cols in zip(KINDS, (ev.deltas, ev.trades, ev.quotes), strict=True):
@@ -487,69 +257,90 @@ class MarketCatalog:
                     if len(cols) == 0:
                         continue
                     rel = Path("data") / kind / inst_id / _file_name(cols.ts_init)
-                    path = staging / rel
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    pq.write_table(
-                        _table(kind, cols, inst_id, pp, sp), path, row_group_size=100_000
-                    )
+                    (staging / rel).parent.mkdir(parents=True, exist_ok=True)
+                    table = to_table(kind, cols, inst_id, pp, sp)
+                    pq.write_table(table, staging / rel, row_group_size=100_000)
                     files[kind] = rel.as_posix()
-                ts = [int(c.ts_event.min()) for c in (ev.deltas, ev.trades, ev.quotes) if len(c)]
-                te = [int(c.ts_event.max()) for c in (ev.deltas, ev.trades, ev.quotes) if len(c)]
-                entry.update(
-                    files=files, counts=counts, first_ts_event=min(ts), last_ts_event=max(te)
-                )
-                plans.append((sd, entry))
-            self._commit(staging, inst_id, plans)
-            written = sorted(sd for sd, _ in plans)
+                parts = [c.ts_event for c in (ev.deltas, ev.trades, ev.quotes) if len(c)]
+                manifests[sd] = {
+                    "instrument_id": inst_id,
+                    "day": sd.day.isoformat(),
+                    "files": files,
+                    "counts": counts,
+                    "first_ts_event": min(int(ts.min()) for ts in parts),
+                    "last_ts_event": max(int(ts.max()) for ts in parts),
+                }
+            self._commit(staging, manifests)
+        return sorted(manifests)
+
+    def write_data(self, instrument: Instrument, data: Sequence[Data]) -> list[SymbolDay]:
+        """Write Nautilus objects (e.g. ``Bar``s) with ``ParquetDataCatalog.write_data``, plus the
+        instrument; all or nothing.
+
+        One file per UTC day of ``ts_event``, named by that day's bounds, so re-writing a day
+        replaces it. Returns the symbol-days touched, sorted; they get no partition manifest
+        (:meth:`symbol_days` lists market-event partitions).
+        """
+        if not data:
+            return []
+        by_day: dict[int, list[Data]] = {}
+        for obj in data:
+            by_day.setdefault(obj.ts_event // NS_PER_DAY, []).append(obj)
+        with self._staged(instrument) as (staging, stage):
+            for day, objs in sorted(by_day.items()):
+                start = day * NS_PER_DAY
+                stage.write_data(objs, start=start, end=start + NS_PER_DAY - 1)
+            self._commit(staging)
+        inst_id = instrument.id.value
+        return sorted(SymbolDay(inst_id, _EPOCH + datetime.timedelta(days=d)) for d in by_day)
+
+    @contextlib.contextmanager
+    def _staged(self, instrument: Instrument) -> Iterator[tuple[Path, ParquetDataCatalog]]:
+        """A fresh staging catalog under ``ROOT/.staging`` holding ``instrument``; removed after
+        (what :meth:`_commit` did not move in is dropped)."""
+        staging = self.root / ".staging" / uuid.uuid4().hex
+        try:
+            stage = ParquetDataCatalog(str(staging))
+            stage.write_data([instrument])
+            yield staging, stage
         finally:
             shutil.rmtree(staging, ignore_errors=True)
             with contextlib.suppress(OSError):
                 (self.root / ".staging").rmdir()
-        return written
 
     def _commit(
-        self, staging: Path, inst_id: str, plans: list[tuple[SymbolDay, dict[str, object]]]
+        self, staging: Path, manifests: dict[SymbolDay, dict[str, object]] | None = None
     ) -> None:
-        """Move staged files into place; on failure restore exactly what was there before."""
+        """Move every staged Parquet file to the same place under the root, then write
+        ``manifests``; the symbol-days' old files and any file of the same name are replaced.
+        On failure restore exactly what was there before."""
+        manifests = manifests or {}
+        staged = sorted(staging.rglob("*.parquet"))
+        replaced: dict[Path, None] = {}  # ordered set
+        for sd in manifests:
+            m = self._manifest(sd)
+            if m.exists():
+                old_files = read_json(m).get("files", {}).values()
+                replaced.update(dict.fromkeys(self.root / f for f in old_files))
+                replaced[m] = None
+        replaced.update(dict.fromkeys(self.root / p.relative_to(staging) for p in staged))
         backup = staging / ".backup"
         moved_in: list[Path] = []
         moved_out: list[tuple[Path, Path]] = []
         try:
-            old_files: list[Path] = []
-            for sd, _ in plans:
-                m = self._manifest(sd)
-                if m.exists():
-                    old = json.loads(m.read_text())
-                    old_files += [self.root / f for f in old.get("files", {}).values()]
-                    old_files.append(m)
-            inst_dir = staging / "data"
-            inst_files = [
-                p for p in inst_dir.rglob("*.parquet") if p.parent.parent.name not in KINDS
-            ]
-            for p in inst_files:
-                target = self.root / p.relative_to(staging)
-                if target.exists():
-                    old_files.append(target)
-            for i, f in enumerate(old_files):
+            for i, f in enumerate(replaced):
                 if f.exists():
                     keep = backup / str(i)
                     keep.parent.mkdir(parents=True, exist_ok=True)
                     f.replace(keep)
                     moved_out.append((f, keep))
-            for p in sorted(staging.rglob("*.parquet")):
-                if backup in p.parents:
-                    continue
+            for p in staged:
                 target = self.root / p.relative_to(staging)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 p.replace(target)
                 moved_in.append(target)
-            for sd, entry in plans:
-                m = self._manifest(sd)
-                m.parent.mkdir(parents=True, exist_ok=True)
-                tmp = m.with_name(f".{m.name}.tmp")
-                tmp.write_text(json.dumps(entry, sort_keys=True, indent=2) + "\n")
-                tmp.replace(m)
-                moved_in.append(m)
+            for sd, entry in manifests.items():
+                moved_in.append(atomic_write_json(self._manifest(sd), entry))
         except BaseException:
             for p in moved_in:
                 p.unlink(missing_ok=True)
@@ -649,7 +440,7 @@ class MarketCatalog:
         m = self._manifest(symbol_day)
         if not m.exists():
             raise NotFoundError(f"no partition {symbol_day} in {self.root}", field="days")
-        return json.loads(m.read_text())
+        return read_json(m)
 
     def files(self, symbol_day: SymbolDay) -> dict[str, Path]:
         """Absolute Parquet paths of one symbol-day by kind (``order_book_deltas``, ...).
@@ -665,27 +456,10 @@ class MarketCatalog:
         """One symbol-day as columns, read with pyarrow (values equal ``as_double()``)."""
         entry = self.partition(SymbolDay(self._resolve(symbol), day))
         files: dict[str, str] = entry["files"]  # type: ignore[assignment]
-        parts = []
-        for kind, empty in zip(
-            KINDS, (DeltaColumns.empty, TradeColumns.empty, QuoteColumns.empty), strict=True
-        ):
-            if kind in files:
-                parts.append(_columns_from_table(kind, pq.read_table(self.root / files[kind])))
-            else:
-                parts.append(empty())
+        parts = [
+            from_table(kind, pq.read_table(self.root / files[kind]))
+            if kind in files
+            else COLUMNS[kind].empty()
+            for kind in KINDS
+        ]
         return MarketEvents(*parts)  # type: ignore[arg-type]
-
-
-__all__ = [
-    "ADD",
-    "BUY",
-    "SELL",
-    "VENUE",
-    "MarketCatalog",
-    "SymbolDay",
-    "book_state",
-    "decode_fixed",
-    "encode_fixed",
-    "precision_needed",
-    "split_days",
-]

@@ -12,10 +12,33 @@ Timestamps are UNIX nanoseconds: ``ts_event`` exchange time, ``ts_init`` receive
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-from typing import ClassVar, Self
+from dataclasses import dataclass
+from dataclasses import fields
+from typing import ClassVar
+from typing import Self
 
 import numpy as np
+
+from training.errors import BadInputError
+
+__all__ = [
+    "ADD",
+    "BUY",
+    "BUYER",
+    "CLEAR",
+    "DELETE",
+    "F_LAST",
+    "F_MBP",
+    "F_SNAPSHOT",
+    "F_TOB",
+    "SELL",
+    "SELLER",
+    "UPDATE",
+    "DeltaColumns",
+    "MarketEvents",
+    "QuoteColumns",
+    "TradeColumns",
+]
 
 ADD, UPDATE, DELETE, CLEAR = 1, 2, 3, 4
 BUY, SELL = 1, 2
@@ -62,14 +85,15 @@ class _Columns:
         return type(self)(**{n: getattr(self, n)[index] for n in self.names()})
 
     def validate(self) -> None:
-        """Raise ``ValueError`` naming the column on unequal length or non-finite values."""
+        """Raise :class:`~training.errors.BadInputError` naming the column on unequal length or
+        non-finite values."""
         n = len(self)
         for name in self.names():
-            col = getattr(self, name)
+            col, field = getattr(self, name), f"{type(self).__name__}.{name}"
             if len(col) != n:
-                raise ValueError(f"{type(self).__name__}.{name}: length {len(col)} != {n}")
+                raise BadInputError(f"{field}: length {len(col)} != {n}", field=field)
             if col.dtype.kind == "f" and not np.isfinite(col).all():
-                raise ValueError(f"{type(self).__name__}.{name}: non-finite value")
+                raise BadInputError(f"{field}: non-finite value", field=field)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +163,11 @@ class MarketEvents:
     deltas: DeltaColumns
     trades: TradeColumns
     quotes: QuoteColumns
+
+    @classmethod
+    def empty(cls) -> MarketEvents:
+        """No deltas, trades or quotes."""
+        return cls(DeltaColumns.empty(), TradeColumns.empty(), QuoteColumns.empty())
 
     def __len__(self) -> int:
         return len(self.deltas) + len(self.trades) + len(self.quotes)

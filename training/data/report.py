@@ -1,23 +1,35 @@
 """The import report: what one ``nhmm data ...`` run put into the catalog, as sorted-key JSON.
 
-Every importer fills one :class:`ImportReport` and writes it with
-``MarketCatalog.write_report(name, report)`` to ``CATALOG/reports/<name>.json``.
-Timestamps are UNIX ns; the JSON also carries ISO-8601 strings beside them.
+Every importer fills one :class:`ImportReport`, tallying each instrument it wrote with
+:meth:`ImportReport.add`, and writes it with ``MarketCatalog.write_report(name, report)`` to
+``CATALOG/reports/<name>.json``. Timestamps are UNIX ns; the JSON also carries ISO-8601 strings
+beside them.
 
->>> r = ImportReport(name="demo", events=3, deltas=2, trades=1)
->>> r.add_ts(1_723_161_600_000_000_000)
+>>> from training.data.columns import DeltaColumns, MarketEvents, QuoteColumns, TradeColumns
+>>> trades = TradeColumns.from_rows([(1_723_161_600_000_000_000, 0, 1.5, 2.0, 1, 7)])
+>>> r = ImportReport(name="demo")
+>>> r.add("BTCUSDT.BINANCE", MarketEvents(DeltaColumns.empty(), trades, QuoteColumns.empty()),
+...       ["BTCUSDT.BINANCE/2024-08-09"], widened={"size_precision": [5, 6]})
 >>> d = r.to_dict()
->>> d["first_ts_event_iso"], d["events"]
-('2024-08-09T00:00:00.000000000Z', 3)
+>>> d["first_ts_event_iso"], d["events"], d["trades"], d["extra"]["precision_widened"]
+('2024-08-09T00:00:00.000000000Z', 1, 1, {'BTCUSDT.BINANCE': {'size_precision': [5, 6]}})
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable
+from dataclasses import asdict
+from dataclasses import dataclass
+from dataclasses import field
 from pathlib import Path
 from typing import Any
+
+from training.data.columns import MarketEvents
+from training.io import atomic_write_text
+
+__all__ = ["ImportReport", "ns_to_iso"]
 
 
 def ns_to_iso(ns: int | None) -> str | None:
@@ -59,6 +71,34 @@ class ImportReport:
         if self.last_ts_event is None or ts > self.last_ts_event:
             self.last_ts_event = ts
 
+    def add(
+        self,
+        instrument_id: str,
+        events: MarketEvents,
+        symbol_days: Iterable[object] = (),
+        *,
+        widened: dict[str, list[int]] | None = None,
+    ) -> None:
+        """Tally one instrument's ``events``, written as ``symbol_days`` (``SymbolDay`` or str).
+
+        Counts and the time range grow; instrument ids and symbol-days stay sorted and unique;
+        a precision the import had to widen (:func:`training.data.instruments.fit_precision`)
+        is recorded under ``extra["precision_widened"][instrument_id]``.
+        """
+        self.instrument_ids = sorted({*self.instrument_ids, instrument_id})
+        days = {*self.symbol_days, *map(str, symbol_days)}
+        self.symbol_days = sorted(days, key=lambda sd: sd.rsplit("/", 1))
+        self.deltas += len(events.deltas)
+        self.trades += len(events.trades)
+        self.quotes += len(events.quotes)
+        self.events += len(events)
+        for cols in (events.deltas, events.trades, events.quotes):
+            if len(cols):
+                self.add_ts(int(cols.ts_event.min()))
+                self.add_ts(int(cols.ts_event.max()))
+        if widened:
+            self.extra.setdefault("precision_widened", {})[instrument_id] = dict(widened)
+
     def finish(self, wall_time_s: float) -> None:
         """Record the wall time and derive ``events_per_s``."""
         self.wall_time_s = float(wall_time_s)
@@ -75,13 +115,8 @@ class ImportReport:
         return json.dumps(self.to_dict(), sort_keys=True, indent=2)
 
     def write(self, path: str | Path) -> Path:
-        """Write the JSON atomically (temp file + rename); returns the path."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(self.to_json() + "\n")
-        tmp.replace(path)
-        return path
+        """Write the JSON atomically (:func:`training.io.atomic_write_text`); returns the path."""
+        return atomic_write_text(path, self.to_json() + "\n")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ImportReport:

@@ -17,9 +17,16 @@ from pathlib import Path
 import pyarrow as pa
 from tqdm import tqdm
 
-from training.data.catalog import MarketCatalog, SymbolDay
-from training.features.engine import FeatureSchema, schema_for
-from training.features.offline import extract_features, market_of, read_features, write_table
+from training.data.catalog import MarketCatalog
+from training.data.catalog import SymbolDay
+from training.errors import BadInputError
+from training.errors import SchemaMismatchError
+from training.features.offline import extract_features
+from training.features.offline import market_of
+from training.features.offline import read_features
+from training.features.offline import write_table
+from training.features.schema import FeatureSchema
+from training.features.schema import schema_for
 
 __all__ = ["CacheResult", "cache_key", "cache_path", "cached_features", "load_tables"]
 
@@ -87,7 +94,7 @@ def cached_features(
     import ray
 
     if not symbol_days:
-        raise ValueError("cached_features: symbol_days is empty")
+        raise BadInputError("cached_features: symbol_days is empty", field="symbol_days")
     cache_root = Path(cache_dir) if cache_dir is not None else catalog.root / CACHE_DIRNAME
     paths: dict[SymbolDay, Path] = {}
     todo: dict[SymbolDay, tuple[Path, FeatureSchema]] = {}
@@ -121,7 +128,7 @@ def load_tables(paths: dict[SymbolDay, Path]) -> tuple[FeatureSchema, dict[Symbo
     for sd, path in paths.items():
         file_schema, table = read_features(path)
         if schema is not None and file_schema != schema:
-            raise ValueError(f"{path}: feature schema differs from the other symbol-days'")
+            raise SchemaMismatchError(f"{path}: feature schema differs from the other symbol-days'")
         schema = file_schema
         tables[sd] = table
     assert schema is not None

@@ -17,6 +17,8 @@ Perpetual-only features: ``time_to_funding`` (seconds to the next 00/08/16 UTC f
 8 h, in (0, 1]) and ``funding_rate_bp`` (last rate fed through :meth:`FeatureEngine.on_funding`,
 0.0 until known; the catalog holds no funding events yet, so offline tables carry 0.0).
 
+>>> from training.data.columns import ADD, BUY, BUYER, SELL
+>>> from training.features.schema import schema_for
 >>> eng = FeatureEngine(schema_for("spot", min_periods_s=2.0))
 >>> out = eng.on_deltas(0, [ADD, ADD], [BUY, SELL], [100.0, 100.02], [1.0, 3.0])
 >>> out = eng.on_trade(1_500_000_000, 100.01, 0.5, BUYER)
@@ -27,178 +29,31 @@ Perpetual-only features: ``time_to_funding`` (seconds to the next 00/08/16 UTC f
 from __future__ import annotations
 
 import math
-from bisect import bisect_left, insort
+from bisect import bisect_left
+from bisect import insort
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
-from training.data.columns import (
-    ADD,
-    BUY,
-    BUYER,
-    CLEAR,
-    DELETE,
-    F_LAST,
-    SELL,
-    SELLER,
-    DeltaColumns,
-    TradeColumns,
-)
+from training.data.columns import BUY
+from training.data.columns import BUYER
+from training.data.columns import CLEAR
+from training.data.columns import DELETE
+from training.data.columns import F_LAST
+from training.data.columns import SELL
+from training.data.columns import SELLER
+from training.data.columns import DeltaColumns
+from training.data.columns import TradeColumns
+from training.features._rolling import Standardiser
+from training.features._rolling import ret_stats
+from training.features.schema import FeatureSchema
 
-__all__ = [
-    "ADD",
-    "BUY",
-    "BUYER",
-    "CLEAR",
-    "DELETE",
-    "FEATURES_VERSION",
-    "PERP_FEATURES",
-    "SELL",
-    "SELLER",
-    "SPOT_FEATURES",
-    "FeatureEngine",
-    "FeatureSample",
-    "FeatureSchema",
-    "SchemaMismatch",
-    "samples_to_columns",
-    "schema_for",
-]
-
-FEATURES_VERSION = "FEATURES_V1"
-SPOT_FEATURES: tuple[str, ...] = (
-    "ret_bp",  # mid log-return over the sample interval, basis points
-    "spread_bp",  # (ask - bid) / mid
-    "imbalance",  # top-N (bid size - ask size) / (bid size + ask size), in [-1, 1]
-    "micro_bp",  # microprice - mid
-    "rv_bp",  # rolling std of the interval returns
-    "trade_sign_imb",  # (buys - sells) / trades over the trade window, in [-1, 1]
-    "ofi",  # Cont order-flow imbalance at the best levels, decayed, / decayed best depth
-    "autocorr_1",  # lag-1 autocorrelation of the interval returns, rolling window
-    "autocorr_2",  # lag-2
-    "vw_trade_delta",  # (buy notional - sell notional) / notional over the trade window
-)
-PERP_FEATURES: tuple[str, ...] = (*SPOT_FEATURES, "time_to_funding", "funding_rate_bp")
-MARKETS: dict[str, tuple[str, ...]] = {"spot": SPOT_FEATURES, "perp": PERP_FEATURES}
+__all__ = ["SAMPLE_SCALARS", "FeatureEngine", "FeatureSample", "samples_to_columns"]
 
 _NS = 1_000_000_000
 _FUNDING_PERIOD_NS = 8 * 3600 * _NS
-
-
-class SchemaMismatch(ValueError):
-    """A feature vector or stored schema does not match the schema in use."""
-
-
-@dataclass(frozen=True)
-class FeatureSchema:
-    """Everything that defines FEATURES_V1 vectors: names, order, version and windows.
-
-    Stored in the model bundle (``to_dict``/``from_dict``). Windows are in seconds of exchange
-    time and become whole samples. The standardisation window is meant to be 60-90 min
-    (default 75; shorter ones are accepted for tests); ``z = (x - mean) / max(std, std_floor)``
-    over the previous ``standardise_window_s`` of the session, clipped to ``+-z_clip``; a
-    session is ``ready`` after ``warmup_samples`` (``min_periods_s`` and every raw lookback).
-    Raw units: returns, spread, microprice offset and volatility in basis points; imbalances
-    and autocorrelations in [-1, 1]; ``ofi`` in best-level depths.
-    """
-
-    market: str = "spot"
-    version: str = FEATURES_VERSION
-    names: tuple[str, ...] = SPOT_FEATURES
-    sample_interval_s: float = 1.0
-    standardise_window_s: float = 4500.0
-    min_periods_s: float = 600.0
-    top_n: int = 5
-    rv_window_s: float = 60.0
-    trade_window_s: float = 10.0
-    ofi_halflife_s: float = 5.0
-    autocorr_window_s: float = 60.0
-    vwap_window_s: float = 300.0
-    max_gap_intervals: int = 60
-    z_clip: float = 10.0
-    std_floor: float = 1e-6
-
-    def __post_init__(self) -> None:
-        if self.version != FEATURES_VERSION:
-            raise SchemaMismatch(f"version: {self.version!r} is not {FEATURES_VERSION!r}")
-        if self.market not in MARKETS:
-            raise ValueError(f"market: {self.market!r} not in {sorted(MARKETS)}")
-        if tuple(self.names) != MARKETS[self.market]:
-            raise SchemaMismatch(f"names: {tuple(self.names)} != {self.market} FEATURES_V1 names")
-        object.__setattr__(self, "names", tuple(self.names))
-        for f in fields(self):
-            if f.name.endswith("_s") and not float(getattr(self, f.name)) > 0.0:
-                raise ValueError(f"{f.name}: must be > 0, got {getattr(self, f.name)!r}")
-        if self.min_periods_s > self.standardise_window_s:
-            raise ValueError("min_periods_s: must be <= standardise_window_s")
-        if self.top_n < 1 or self.max_gap_intervals < 1:
-            raise ValueError("top_n and max_gap_intervals: must be >= 1")
-        if not (self.z_clip > 0 and self.std_floor > 0):
-            raise ValueError("z_clip and std_floor: must be > 0")
-        if self.interval_ns < 1_000_000:
-            raise ValueError("sample_interval_s: must be >= 1 ms")
-
-    @property
-    def interval_ns(self) -> int:
-        return round(self.sample_interval_s * _NS)
-
-    def samples(self, seconds: float) -> int:
-        """A window in seconds expressed in whole samples (at least 1)."""
-        return max(1, round(seconds / self.sample_interval_s))
-
-    @property
-    def warmup_samples(self) -> int:
-        """Samples of a session before ``ready``: min periods and every raw lookback filled."""
-        lookbacks = (self.rv_window_s, self.autocorr_window_s, self.trade_window_s)
-        return max(self.samples(self.min_periods_s), *(self.samples(s) + 1 for s in lookbacks))
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["names"] = list(self.names)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> FeatureSchema:
-        """Inverse of ``to_dict``; refuses another version or unknown keys."""
-        if d.get("version") != FEATURES_VERSION:
-            raise SchemaMismatch(f"version: {d.get('version')!r} is not {FEATURES_VERSION!r}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise SchemaMismatch(f"unknown schema keys: {unknown}")
-        return cls(**{**d, "names": tuple(d.get("names", ()))})
-
-    def check_vector(self, schema_version: str, values: Sequence[float] | np.ndarray) -> None:
-        """Raise ``SchemaMismatch`` unless ``values`` is a finite vector of this schema.
-
-        >>> schema_for("spot").check_vector("FEATURES_V0", [0.0] * 10)
-        Traceback (most recent call last):
-        ...
-        training.features.engine.SchemaMismatch: schema version 'FEATURES_V0' != 'FEATURES_V1'
-        """
-        if schema_version != self.version:
-            raise SchemaMismatch(f"schema version {schema_version!r} != {self.version!r}")
-        arr = np.asarray(values, dtype=np.float64)
-        if arr.shape != (len(self.names),):
-            raise SchemaMismatch(
-                f"vector shape {arr.shape} != ({len(self.names)},) for {self.market}"
-            )
-        if not np.isfinite(arr).all():
-            raise SchemaMismatch("vector has non-finite values")
-
-
-def schema_for(market: str, **overrides: Any) -> FeatureSchema:
-    """The FEATURES_V1 schema of a market (``"spot"`` or ``"perp"``), windows overridable.
-
-    >>> s = schema_for("perp", standardise_window_s=3600.0)
-    >>> s.names[-2:], s.standardise_window_s
-    (('time_to_funding', 'funding_rate_bp'), 3600.0)
-    """
-    if market not in MARKETS:
-        raise ValueError(f"market: {market!r} not in {sorted(MARKETS)}")
-    return replace(FeatureSchema(market=market, names=MARKETS[market]), **overrides)
 
 
 class FeatureSample(NamedTuple):
@@ -238,67 +93,6 @@ def samples_to_columns(samples: list[FeatureSample], n_features: int) -> dict[st
         dtype = bool if name in ("ready", "book_ok") else np.int64 if name == "session" else float
         out[name] = np.fromiter((s[i] for s in samples), dtype=dtype, count=n)
     return out
-
-
-@dataclass
-class _Standardiser:
-    """Rolling mean/std over the last ``window`` samples; z uses PREVIOUS samples only.
-
-    Sums are kept relative to the session's first vector (less cancellation) and recomputed
-    exactly from the ring buffer once per window, so rounding drift stays bounded.
-    """
-
-    window: int
-    n_features: int
-    floor: float
-    clip: float
-    buf: np.ndarray = field(init=False)
-    s1: np.ndarray = field(init=False)
-    s2: np.ndarray = field(init=False)
-    count: int = 0
-    pos: int = 0
-    ref: np.ndarray | None = None
-
-    def __post_init__(self) -> None:
-        self.buf = np.zeros((self.window, self.n_features))
-        self.s1 = np.zeros(self.n_features)
-        self.s2 = np.zeros(self.n_features)
-
-    def z(self, x: np.ndarray) -> np.ndarray:
-        n = self.count
-        if n == 0 or self.ref is None:
-            return np.zeros(self.n_features)
-        mean = self.s1 / n
-        var = self.s2 / n
-        var -= mean * mean
-        np.maximum(var, 0.0, out=var)
-        std = np.sqrt(var)
-        np.maximum(std, self.floor, out=std)
-        z = x - self.ref
-        z -= mean
-        z /= std
-        np.minimum(z, self.clip, out=z)
-        np.maximum(z, -self.clip, out=z)
-        return z
-
-    def push(self, x: np.ndarray) -> None:
-        if self.ref is None:
-            self.ref = x.copy()
-        d = x - self.ref
-        if self.count == self.window:
-            old = self.buf[self.pos]
-            self.s1 -= old
-            self.s2 -= old * old
-        else:
-            self.count += 1
-        self.buf[self.pos] = d
-        self.s1 += d
-        self.s2 += d * d
-        self.pos += 1
-        if self.pos == self.window:
-            self.pos = 0
-            self.s1 = self.buf.sum(axis=0)
-            self.s2 = (self.buf * self.buf).sum(axis=0)
 
 
 class FeatureEngine:
@@ -346,7 +140,7 @@ class FeatureEngine:
         self._ofi_e = self._ofi_d = 0.0
         self._prev: tuple[float, float, float, float, float] | None = None
         self._hold = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)  # mid spread bid ask micro imb micro_bp
-        self._std = _Standardiser(
+        self._std = Standardiser(
             self.schema.samples(self.schema.standardise_window_s),
             self._nf,
             self.schema.std_floor,
@@ -568,7 +362,7 @@ class FeatureEngine:
 
         rets = self._rets
         rets.append(ret)
-        rv, ac1, ac2 = _ret_stats(rets, self._rv_w, self._ac_w)
+        rv, ac1, ac2 = ret_stats(rets, self._rv_w, self._ac_w)
 
         # trade buckets: close the current interval
         self._tbuckets.append((self._nb, self._ns, self._bn, self._sn))
@@ -617,31 +411,3 @@ class FeatureEngine:
             self.nonfinite += 1
             scalars = [v if math.isfinite(v) else 0.0 for v in scalars]
         return FeatureSample(t, raw, z, ready, self.session, book_ok, *scalars)
-
-
-def _ret_stats(values: deque[float], n_rv: int, n_ac: int) -> tuple[float, float, float]:
-    """Population std of the last ``n_rv`` values and lag-1/lag-2 autocorrelation of the last
-    ``n_ac`` (0.0 when too short or constant; autocorrelations clipped to [-1, 1]).
-
-    Computed from scratch each sample (windows are short) so constant stretches give exact 0.
-    """
-    vals = list(values)
-    rv = 0.0
-    tail = vals[-n_rv:]
-    k = len(tail)
-    if k >= 2:
-        m = sum(tail) / k
-        d = [v - m for v in tail]
-        rv = math.sqrt(math.sumprod(d, d) / k)
-    tail = vals[-n_ac:]
-    k = len(tail)
-    if k < 4:
-        return rv, 0.0, 0.0
-    m = sum(tail) / k
-    d = [v - m for v in tail]
-    den = math.sumprod(d, d)
-    if not den > 0.0:
-        return rv, 0.0, 0.0
-    c1 = math.sumprod(d[1:], d[:-1]) / den
-    c2 = math.sumprod(d[2:], d[:-2]) / den
-    return rv, max(-1.0, min(1.0, c1)), max(-1.0, min(1.0, c2))

@@ -12,15 +12,13 @@ Sessions: :func:`extract_many` feeds the days of a symbol, in order, through ONE
 standardiser continues across consecutive days (a contiguous stream is one session; a time gap
 longer than ``max_gap_intervals`` starts a new one). :func:`extract_features` on a single day
 starts a fresh engine. Events are processed in Nautilus's delivery order (``ts_init``, deltas per
-exchange message), so the table equals what ``node.feature_actor`` computes in a backtest.
+exchange message), so the table equals what the Nautilus feature feed computes in a backtest.
 """
 
 from __future__ import annotations
 
 import datetime
 import json
-import os
-import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -29,15 +27,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from training.data.catalog import MarketCatalog, SymbolDay
-from training.features.engine import (
-    SAMPLE_SCALARS,
-    FeatureEngine,
-    FeatureSample,
-    FeatureSchema,
-    samples_to_columns,
-    schema_for,
-)
+from training.data.catalog import MarketCatalog
+from training.data.catalog import SymbolDay
+from training.errors import BadInputError
+from training.features.engine import SAMPLE_SCALARS
+from training.features.engine import FeatureEngine
+from training.features.engine import FeatureSample
+from training.features.engine import samples_to_columns
+from training.features.schema import FeatureSchema
+from training.features.schema import schema_for
+from training.io import atomic_path
 
 SCHEMA_KEY = b"nhmm.feature_schema"
 
@@ -102,20 +101,20 @@ def regime_labels(catalog: MarketCatalog, sd: SymbolDay, ts: np.ndarray) -> np.n
 
     labels = load_labels(catalog, sd.instrument_id, sd.day)
     if len(labels.ts_event) == 0:
-        raise ValueError(f"{catalog.labels_path(sd)}: empty labels file")
+        raise BadInputError(f"{catalog.labels_path(sd)}: empty labels file", field="labels")
     t = np.maximum(np.asarray(ts, dtype=np.int64) - 1, labels.ts_event[0])
     return labels.regime_at(t).astype(np.int8)
 
 
-def _symbol_day(catalog: MarketCatalog, symbol: str, day: datetime.date) -> SymbolDay:
-    return catalog.select(symbol, [day])[0]
-
-
-def _run_day(
+def _day_table(
     catalog: MarketCatalog, sd: SymbolDay, engine: FeatureEngine
-) -> tuple[list[FeatureSample], int]:
+) -> tuple[pa.Table, int]:
+    """One symbol-day through ``engine``: its feature table and how many events it read."""
     ev = catalog.load(sd.instrument_id, sd.day)
-    return engine.run(ev.deltas, ev.trades), len(ev.deltas) + len(ev.trades)
+    samples = engine.run(ev.deltas, ev.trades)
+    ts = np.fromiter((s.ts_ns for s in samples), np.int64, len(samples))
+    table = features_table(samples, engine.schema, regime_labels(catalog, sd, ts))
+    return table, len(ev.deltas) + len(ev.trades)
 
 
 def extract_features(
@@ -125,17 +124,15 @@ def extract_features(
     schema: FeatureSchema | None = None,
 ) -> pa.Table:
     """One symbol-day from a fresh engine (``schema`` defaults to the instrument's market)."""
-    sd = _symbol_day(catalog, symbol, day)
-    schema = schema or schema_for(market_of(sd.instrument_id))
-    _check_market(schema, sd)
-    samples, _ = _run_day(catalog, sd, FeatureEngine(schema))
-    ts = np.fromiter((s.ts_ns for s in samples), np.int64, len(samples))
-    return features_table(samples, schema, regime_labels(catalog, sd, ts))
+    [table] = extract_many(catalog, symbol, [day], schema, progress=False).values()
+    return table  # type: ignore[return-value]
 
 
 def _check_market(schema: FeatureSchema, sd: SymbolDay) -> None:
     if schema.market != market_of(sd.instrument_id):
-        raise ValueError(f"schema.market: {schema.market!r} does not fit {sd.instrument_id}")
+        raise BadInputError(
+            f"schema.market: {schema.market!r} does not fit {sd.instrument_id}", field="schema"
+        )
 
 
 def feature_path(out_dir: str | Path, sd: SymbolDay) -> Path:
@@ -144,14 +141,9 @@ def feature_path(out_dir: str | Path, sd: SymbolDay) -> Path:
 
 
 def write_table(table: pa.Table, path: Path) -> Path:
-    """Write atomically (temp file + rename): a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
+    """Write atomically (:func:`training.io.atomic_path`): a reader never sees half a file."""
+    with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -160,7 +152,9 @@ def read_features(path: str | Path) -> tuple[FeatureSchema, pa.Table]:
     table = pq.read_table(path)
     meta = table.schema.metadata or {}
     if SCHEMA_KEY not in meta:
-        raise ValueError(f"{path}: no {SCHEMA_KEY.decode()} metadata (not a feature table)")
+        raise BadInputError(
+            f"{path}: no {SCHEMA_KEY.decode()} metadata (not a feature table)", field="path"
+        )
     return FeatureSchema.from_dict(json.loads(meta[SCHEMA_KEY])), table
 
 
@@ -187,9 +181,7 @@ def extract_many(
     for sd in bar:
         if not continuous:
             engine = FeatureEngine(schema)
-        samples, n_events = _run_day(catalog, sd, engine)
-        ts = np.fromiter((s.ts_ns for s in samples), np.int64, len(samples))
-        table = features_table(samples, schema, regime_labels(catalog, sd, ts))
-        bar.set_postfix(events=n_events, samples=len(samples))
+        table, n_events = _day_table(catalog, sd, engine)
+        bar.set_postfix(events=n_events, samples=table.num_rows)
         out[sd] = write_table(table, feature_path(out_dir, sd)) if out_dir is not None else table
     return out

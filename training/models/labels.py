@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from training.errors import BadInputError
+
 SELL, FLAT, BUY = 0, 1, 2
 CLASS_NAMES = ("sell", "flat", "buy")
 
@@ -32,9 +34,9 @@ class LabelConfig:
 
     def __post_init__(self) -> None:
         if not self.horizon_s > 0:
-            raise ValueError(f"LabelConfig.horizon_s must be > 0, got {self.horizon_s}")
+            raise BadInputError(f"LabelConfig.horizon_s must be > 0, got {self.horizon_s}")
         if self.fee_bps < 0 or self.min_edge_bps < 0:
-            raise ValueError("LabelConfig.fee_bps and min_edge_bps must be >= 0")
+            raise BadInputError("LabelConfig.fee_bps and min_edge_bps must be >= 0")
 
 
 @dataclass(frozen=True, eq=False)
@@ -54,20 +56,20 @@ class Labels:
 def _check_inputs(ts_ns: np.ndarray, mid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     ts = np.asarray(ts_ns)
     if ts.ndim != 1 or not np.issubdtype(ts.dtype, np.integer):
-        raise ValueError(
+        raise BadInputError(
             f"ts_ns: expected 1-D integer nanoseconds, got {ts.dtype} shape {ts.shape}"
         )
     ts = ts.astype(np.int64, copy=False)
     m = np.asarray(mid, dtype=np.float64)
     if m.shape != ts.shape:
-        raise ValueError(f"mid: expected shape {ts.shape} like ts_ns, got {m.shape}")
+        raise BadInputError(f"mid: expected shape {ts.shape} like ts_ns, got {m.shape}")
     back = np.flatnonzero(np.diff(ts) < 0)
     if back.size:
         i = int(back[0]) + 1
-        raise ValueError(f"ts_ns: not sorted at index {i} ({ts[i]} < {ts[i - 1]})")
+        raise BadInputError(f"ts_ns: not sorted at index {i} ({ts[i]} < {ts[i - 1]})")
     bad = np.flatnonzero(~(np.isfinite(m) & (m > 0)))
     if bad.size:
-        raise ValueError(
+        raise BadInputError(
             f"mid: non-finite or non-positive value {m[bad[0]]} at index {int(bad[0])}"
         )
     return ts, m
@@ -91,7 +93,7 @@ def forward_returns(
     """
     ts, m = _check_inputs(ts_ns, mid)
     if not horizon_s > 0:
-        raise ValueError(f"horizon_s must be > 0, got {horizon_s}")
+        raise BadInputError(f"horizon_s must be > 0, got {horizon_s}")
     h_ns = round(horizon_s * 1e9)
     n = len(ts)
     if lengths is None:
@@ -99,7 +101,9 @@ def forward_returns(
     else:
         lens = np.asarray(lengths, dtype=np.int64)
         if (lens <= 0).any() or lens.sum() != n:
-            raise ValueError(f"lengths: must be positive and sum to {n}, got sum {int(lens.sum())}")
+            raise BadInputError(
+                f"lengths: must be positive and sum to {n}, got sum {int(lens.sum())}"
+            )
         ends = np.repeat(np.cumsum(lens), lens)
     j = np.searchsorted(ts, ts + h_ns, side="left")
     valid = j < ends
@@ -120,10 +124,10 @@ def make_labels(
     ret, valid = forward_returns(ts_ns, mid, config.horizon_s, lengths)
     sp = np.asarray(spread_bp, dtype=np.float64)
     if sp.shape != ret.shape:
-        raise ValueError(f"spread_bp: expected shape {ret.shape} like ts_ns, got {sp.shape}")
+        raise BadInputError(f"spread_bp: expected shape {ret.shape} like ts_ns, got {sp.shape}")
     bad = np.flatnonzero(~(np.isfinite(sp) & (sp >= 0)))
     if bad.size:
-        raise ValueError(
+        raise BadInputError(
             f"spread_bp: non-finite or negative value {sp[bad[0]]} at index {int(bad[0])}"
         )
     fwd_bp = ret * 1e4

@@ -22,14 +22,14 @@ from typing import Any
 
 import numpy as np
 
-from training.models.hmm import (
-    DegenerateModelError,
-    ForwardFilter,
-    HMMParams,
-    align_states,
-    check_matrix,
-    floor_covars,
-)
+from training.errors import BadInputError
+from training.models.hmm import DegenerateModelError
+from training.models.hmm import ForwardFilter
+from training.models.hmm import HMMParams
+from training.models.hmm import align_states
+from training.models.hmm import check_matrix
+from training.models.hmm import floor_covars
+from training.models.hmm.params import require_arrays
 
 
 @dataclass(frozen=True)
@@ -48,21 +48,21 @@ class OnlineEMConfig:
 
     def __post_init__(self) -> None:
         if not (0.5 < self.step_exponent <= 1.0):
-            raise ValueError(
+            raise BadInputError(
                 f"OnlineEMConfig.step_exponent must be in (0.5, 1], got {self.step_exponent}"
             )
         if self.step_offset < 1.0:
-            raise ValueError(f"OnlineEMConfig.step_offset must be >= 1, got {self.step_offset}")
+            raise BadInputError(f"OnlineEMConfig.step_offset must be >= 1, got {self.step_offset}")
         if not (0.0 <= self.min_step < 1.0):
-            raise ValueError(f"OnlineEMConfig.min_step must be in [0, 1), got {self.min_step}")
+            raise BadInputError(f"OnlineEMConfig.min_step must be in [0, 1), got {self.min_step}")
         if self.n_inner < 1:
-            raise ValueError(f"OnlineEMConfig.n_inner must be >= 1, got {self.n_inner}")
+            raise BadInputError(f"OnlineEMConfig.n_inner must be >= 1, got {self.n_inner}")
         if not (0.0 < self.heldout_frac < 1.0):
-            raise ValueError(
+            raise BadInputError(
                 f"OnlineEMConfig.heldout_frac must be in (0, 1), got {self.heldout_frac}"
             )
         if self.max_ll_drop < 0 or self.covar_floor <= 0:
-            raise ValueError("OnlineEMConfig.max_ll_drop must be >= 0 and covar_floor > 0")
+            raise BadInputError("OnlineEMConfig.max_ll_drop must be >= 0 and covar_floor > 0")
 
     def step_size(self, n_updates: int) -> float:
         """``g`` for the update after ``n_updates`` earlier ones.
@@ -171,11 +171,8 @@ class SufficientStats:
 
     @classmethod
     def from_arrays(cls, d: dict[str, Any]) -> SufficientStats:
-        missing = [
-            n for n in ("start", "trans", "post", "obs", "obsobs", "covariance_type") if n not in d
-        ]
-        if missing:
-            raise ValueError(f"sufficient statistics arrays: missing {missing}")
+        names = ("start", "trans", "post", "obs", "obsobs", "covariance_type")
+        require_arrays(d, names, "sufficient statistics arrays")
         return cls(
             start=np.asarray(d["start"], dtype=np.float64),
             trans=np.asarray(d["trans"], dtype=np.float64),
@@ -299,7 +296,7 @@ def partial_fit(
         params.n_features,
         params.covariance_type,
     ):
-        raise ValueError(
+        raise BadInputError(
             f"stats: shape (K={stats.n_states}, D={stats.n_features}, {stats.covariance_type}) "
             f"does not match params (K={params.n_states}, D={params.n_features}, {params.covariance_type})"
         )
@@ -309,7 +306,7 @@ def partial_fit(
         n_held = max(1, round(len(X) * config.heldout_frac))
         X_train, X_held, conditioned = X[:-n_held], X[-n_held:], True
     if len(X_train) < 2:
-        raise ValueError(f"X: {len(X)} samples leave fewer than 2 to update with")
+        raise BadInputError(f"X: {len(X)} samples leave fewer than 2 to update with")
     g = config.step_size(stats.n_updates)
 
     def result(

@@ -2,21 +2,22 @@
 
 Trained on FILTERED posteriors (the ones inference sees) with time-ordered splits only; the
 probabilities become an action through two thresholds, and the score ``p_buy - p_sell``.
-Stored as XGBoost UBJ bytes (no pickle). Imports only numpy/xgboost.
-
->>> time_split(10, valid_frac=0.2, gap=1)
-(array([0, 1, 2, 3, 4, 5, 6]), array([8, 9]))
+Stored as XGBoost UBJ bytes (no pickle). Imports only numpy/xgboost. The early-stopping split
+is :func:`training.selection.time_split`.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import xgboost as xgb
+
+from training.errors import BadInputError
+from training.selection import time_split
 
 ACTIONS = ("sell", "flat", "buy")
 _SELL, _FLAT, _BUY = 0, 1, 2
@@ -42,53 +43,18 @@ class PolicyConfig:
     def __post_init__(self) -> None:
         for name in ("buy_threshold", "sell_threshold"):
             if not (0.0 <= getattr(self, name) <= 1.0):
-                raise ValueError(
+                raise BadInputError(
                     f"PolicyConfig.{name} must be in [0, 1], got {getattr(self, name)}"
                 )
         if not (0.0 < self.valid_frac < 1.0) or self.gap < 0:
-            raise ValueError("PolicyConfig.valid_frac must be in (0, 1) and gap >= 0")
+            raise BadInputError("PolicyConfig.valid_frac must be in (0, 1) and gap >= 0")
         if self.n_estimators < 1 or self.max_depth < 1 or self.nthread < 1:
-            raise ValueError("PolicyConfig.n_estimators, max_depth and nthread must be >= 1")
+            raise BadInputError("PolicyConfig.n_estimators, max_depth and nthread must be >= 1")
         if not (0.0 < self.subsample <= 1.0):
-            raise ValueError(f"PolicyConfig.subsample must be in (0, 1], got {self.subsample}")
+            raise BadInputError(f"PolicyConfig.subsample must be in (0, 1], got {self.subsample}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def time_split(n: int, valid_frac: float = 0.2, gap: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Train on the first part, validate on the last ``valid_frac``; ``gap`` samples between
-    them are dropped (set it to the label horizon so train labels do not peek into validation)."""
-    if n < 2:
-        raise ValueError(f"time_split: need n >= 2, got {n}")
-    if not (0.0 < valid_frac < 1.0):
-        raise ValueError(f"time_split: valid_frac must be in (0, 1), got {valid_frac}")
-    n_valid = max(1, round(n * valid_frac))
-    n_train = n - n_valid - gap
-    if n_train < 1:
-        raise ValueError(
-            f"time_split: nothing left to train on (n={n}, valid={n_valid}, gap={gap})"
-        )
-    return np.arange(n_train), np.arange(n - n_valid, n)
-
-
-def walk_forward(
-    n: int, n_folds: int = 4, valid_frac: float = 0.2, gap: int = 0
-) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Expanding-window folds: fold ``i`` trains on everything before its validation block.
-
-    >>> [(len(a), int(v[0]), int(v[-1])) for a, v in walk_forward(100, n_folds=2, valid_frac=0.2)]
-    [(80, 80, 89), (90, 90, 99)]
-    """
-    n_valid_total = max(n_folds, round(n * valid_frac))
-    block = n_valid_total // n_folds
-    for i in range(n_folds):
-        start = n - n_valid_total + i * block
-        stop = n if i == n_folds - 1 else start + block
-        train_end = start - gap
-        if train_end < 1:
-            raise ValueError(f"walk_forward: fold {i} has no training data")
-        yield np.arange(train_end), np.arange(start, stop)
 
 
 def policy_inputs(posteriors: np.ndarray, features: np.ndarray) -> np.ndarray:
@@ -96,11 +62,11 @@ def policy_inputs(posteriors: np.ndarray, features: np.ndarray) -> np.ndarray:
     p = np.atleast_2d(np.asarray(posteriors, dtype=np.float64))
     f = np.atleast_2d(np.asarray(features, dtype=np.float64))
     if p.shape[0] != f.shape[0]:
-        raise ValueError(f"posteriors has {p.shape[0]} rows but features has {f.shape[0]}")
+        raise BadInputError(f"posteriors has {p.shape[0]} rows but features has {f.shape[0]}")
     for name, a in (("posteriors", p), ("features", f)):
         if not np.isfinite(a).all():
             r, c = np.argwhere(~np.isfinite(a))[0]
-            raise ValueError(f"{name}: non-finite value at row {int(r)}, column {int(c)}")
+            raise BadInputError(f"{name}: non-finite value at row {int(r)}, column {int(c)}")
     return np.hstack([p, f]).astype(np.float32)
 
 
@@ -199,9 +165,9 @@ class PolicyHead:
         """``(n, 3)`` probabilities of (sell, flat, buy) for ``X = [posterior, features]``."""
         X = np.asarray(X, dtype=np.float32)
         if X.ndim != 2 or X.shape[1] != self.n_inputs:
-            raise ValueError(f"X: expected shape (n, {self.n_inputs}), got {X.shape}")
+            raise BadInputError(f"X: expected shape (n, {self.n_inputs}), got {X.shape}")
         if not np.isfinite(X).all():
-            raise ValueError(
+            raise BadInputError(
                 f"X: non-finite value at row {int(np.argwhere(~np.isfinite(X))[0][0])}"
             )
         return np.asarray(self.booster.inplace_predict(X), dtype=np.float64).reshape(-1, 3)
@@ -211,9 +177,9 @@ class PolicyHead:
         :meth:`predict_proba` to float32 precision, proven in tests)."""
         x = np.asarray(x)
         if x.shape != (self.n_inputs,):
-            raise ValueError(f"x: expected shape ({self.n_inputs},), got {x.shape}")
+            raise BadInputError(f"x: expected shape ({self.n_inputs},), got {x.shape}")
         if not np.isfinite(x).all():
-            raise ValueError(
+            raise BadInputError(
                 f"x: non-finite value at index {int(np.flatnonzero(~np.isfinite(x))[0])}"
             )
         if self.compiled is None:
@@ -269,16 +235,18 @@ def fit_policy(
     X = policy_inputs(posteriors, features)
     y = np.asarray(labels)
     if y.shape != (X.shape[0],):
-        raise ValueError(f"labels: expected shape ({X.shape[0]},), got {y.shape}")
+        raise BadInputError(f"labels: expected shape ({X.shape[0]},), got {y.shape}")
     if not np.isin(y, (0, 1, 2)).all():
-        raise ValueError(f"labels: values must be 0 (sell), 1 (flat), 2 (buy); got {np.unique(y)}")
+        raise BadInputError(
+            f"labels: values must be 0 (sell), 1 (flat), 2 (buy); got {np.unique(y)}"
+        )
     mask = np.ones(len(y), dtype=bool) if valid_mask is None else np.asarray(valid_mask, dtype=bool)
     if mask.shape != y.shape:
-        raise ValueError(f"valid_mask: expected shape {y.shape}, got {mask.shape}")
+        raise BadInputError(f"valid_mask: expected shape {y.shape}, got {mask.shape}")
     tr, va = time_split(len(y), config.valid_frac, config.gap)
     tr, va = tr[mask[tr]], va[mask[va]]
     if len(tr) < 10 or len(va) < 1:
-        raise ValueError(f"fit_policy: too few valid rows (train {len(tr)}, valid {len(va)})")
+        raise BadInputError(f"fit_policy: too few valid rows (train {len(tr)}, valid {len(va)})")
     params = {
         "objective": "multi:softprob",
         "num_class": 3,
@@ -325,11 +293,11 @@ def evaluate_policy(
     cost = np.asarray(cost_bp, dtype=np.float64)
     for name, a in (("labels", y), ("forward_return_bp", fwd), ("cost_bp", cost)):
         if a.shape != (X.shape[0],):
-            raise ValueError(f"{name}: expected shape ({X.shape[0]},), got {a.shape}")
+            raise BadInputError(f"{name}: expected shape ({X.shape[0]},), got {a.shape}")
     mask = np.ones(len(y), dtype=bool) if valid_mask is None else np.asarray(valid_mask, dtype=bool)
     X, y, fwd, cost = X[mask], y[mask], fwd[mask], cost[mask]
     if len(y) == 0:
-        raise ValueError("evaluate_policy: no valid rows")
+        raise BadInputError("evaluate_policy: no valid rows")
     proba = head.predict_proba(X)
     act, score = head.decide_many(proba)
     side = np.where(act == _BUY, 1.0, np.where(act == _SELL, -1.0, 0.0))

@@ -17,9 +17,14 @@ import numpy as np
 import pyarrow.fs as pafs
 import pytest
 
-from tests.training.artifacts.test_bundle import make_bundle, policy_bytes
-from training.artifacts.bundle import MANIFEST, BundleIntegrityError, ModelBundle
-from training.artifacts.registry import Registry, RegistryError, VersionInfo
+from tests.bundle_setup import make_bundle
+from tests.bundle_setup import policy_bytes
+from training.artifacts.bundle import MANIFEST
+from training.artifacts.bundle import BundleIntegrityError
+from training.artifacts.bundle import ModelBundle
+from training.artifacts.registry import Registry
+from training.artifacts.registry import RegistryError
+from training.artifacts.registry import VersionInfo
 
 REPO = Path(__file__).resolve().parents[3]
 

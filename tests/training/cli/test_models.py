@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from tests.training.artifacts.test_bundle import make_bundle, policy_bytes
+from tests.bundle_setup import make_bundle
+from tests.bundle_setup import policy_bytes
 from training.artifacts.registry import Registry
 from training.cli import main
 from training.cli.models import models
@@ -93,3 +94,13 @@ def test_nhmm_root_command_reaches_models(store: tuple[str, list[str]]) -> None:
     result = CliRunner().invoke(main, ["models", "show", "candidate", "--json", "--registry", root])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["version"] == v2
+
+
+def test_nhmm_root_shows_registry_errors_as_one_line(store: tuple[str, list[str]]) -> None:
+    root, _ = store
+    result = CliRunner().invoke(main, ["models", "show", "nope", "--registry", root])
+    assert result.exit_code == 2
+    (line,) = result.output.splitlines()
+    assert line.startswith("Error: unknown model ref 'nope'")
+    result = CliRunner().invoke(main, ["models", "rollback", "--registry", root])
+    assert result.exit_code == 2 and "nothing to roll back" in result.output

@@ -5,8 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training.data.book import BinanceBookSync, L2Book
-from training.data.columns import ADD, BUY, CLEAR, DELETE, F_LAST, F_SNAPSHOT, SELL, UPDATE
+from training.data.book import BinanceBookSync
+from training.data.book import L2Book
+from training.data.columns import ADD
+from training.data.columns import BUY
+from training.data.columns import CLEAR
+from training.data.columns import DELETE
+from training.data.columns import F_LAST
+from training.data.columns import F_SNAPSHOT
+from training.data.columns import SELL
+from training.data.columns import UPDATE
 
 
 def _spot_synced() -> BinanceBookSync:

@@ -10,39 +10,41 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from nautilus_trader.model.data import BookOrder, OrderBookDelta, QuoteTick, TradeTick
-from nautilus_trader.model.enums import AggressorSide, BookAction, OrderSide
+from nautilus_trader.model.data import BookOrder
+from nautilus_trader.model.data import OrderBookDelta
+from nautilus_trader.model.data import QuoteTick
+from nautilus_trader.model.data import TradeTick
+from nautilus_trader.model.enums import AggressorSide
+from nautilus_trader.model.enums import BookAction
+from nautilus_trader.model.enums import OrderSide
 from nautilus_trader.model.identifiers import TradeId
-from nautilus_trader.model.objects import Price, Quantity
+from nautilus_trader.model.objects import Price
+from nautilus_trader.model.objects import Quantity
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
-from training.data.catalog import (
-    NS_PER_DAY,
-    MarketCatalog,
-    SymbolDay,
-    book_state,
-    decode_fixed,
-    encode_fixed,
-    precision_needed,
-    split_days,
-)
-from training.data.columns import (
-    ADD,
-    BUY,
-    BUYER,
-    CLEAR,
-    DELETE,
-    F_LAST,
-    F_SNAPSHOT,
-    SELL,
-    SELLER,
-    UPDATE,
-    DeltaColumns,
-    MarketEvents,
-    QuoteColumns,
-    TradeColumns,
-)
+from training.data.catalog import NS_PER_DAY
+from training.data.catalog import MarketCatalog
+from training.data.catalog import SymbolDay
+from training.data.catalog import book_state
+from training.data.catalog import split_days
+from training.data.columns import ADD
+from training.data.columns import BUY
+from training.data.columns import BUYER
+from training.data.columns import CLEAR
+from training.data.columns import DELETE
+from training.data.columns import F_LAST
+from training.data.columns import F_SNAPSHOT
+from training.data.columns import SELL
+from training.data.columns import SELLER
+from training.data.columns import UPDATE
+from training.data.columns import DeltaColumns
+from training.data.columns import MarketEvents
+from training.data.columns import QuoteColumns
+from training.data.columns import TradeColumns
+from training.data.fixed import decode_fixed
+from training.data.fixed import encode_fixed
 from training.data.instruments import binance_instrument
+from training.data.instruments import precision_needed
 from training.data.report import ImportReport
 
 DAY0 = 1_723_075_200_000_000_000  # 2024-08-08T00:00:00Z

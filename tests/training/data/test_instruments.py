@@ -7,9 +7,12 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from nautilus_trader.model.instruments import CryptoPerpetual, CurrencyPair
+from nautilus_trader.model.instruments import CryptoPerpetual
+from nautilus_trader.model.instruments import CurrencyPair
 
-from training.data.instruments import BUNDLED, binance_instrument, load_exchange_info
+from training.data.instruments import BUNDLED
+from training.data.instruments import binance_instrument
+from training.data.instruments import load_exchange_info
 
 MAJORS = ["BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "XRPUSDT", "DOGEUSDT", "ADAUSDT"]
 

@@ -9,22 +9,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.local_ray import local_ray_session
 from training.data.catalog import MarketCatalog
-from training.features.cache import cache_key, cached_features, load_tables
-from training.features.engine import schema_for
-from training.features.offline import extract_features, z_columns
+from training.features import schema_for
+from training.features.cache import cache_key
+from training.features.cache import cached_features
+from training.features.cache import load_tables
+from training.features.offline import extract_features
+from training.features.offline import z_columns
 
 
 @pytest.fixture(scope="module")
 def local_ray() -> Iterator[None]:
-    from cluster import ClusterConfig, connect, shutdown
-
-    shutdown()
-    connect(ClusterConfig(num_cpus=2))
-    try:
+    with local_ray_session():
         yield
-    finally:
-        shutdown()
 
 
 def test_cache_key_depends_on_data_and_schema(synth_catalog: Path) -> None:

@@ -11,19 +11,23 @@ from click.testing import CliRunner
 
 from training.cli import main as nhmm
 from training.data.catalog import MarketCatalog
-from training.data.columns import DeltaColumns, TradeColumns
+from training.data.columns import DeltaColumns
+from training.data.columns import TradeColumns
 from training.data.sources.binance_ws import import_ws
-from training.data.sources.synth import SynthConfig, load_labels, synth
-from training.features.engine import SAMPLE_SCALARS, FeatureEngine, samples_to_columns, schema_for
-from training.features.offline import (
-    extract_features,
-    extract_many,
-    feature_path,
-    raw_columns,
-    read_features,
-    write_table,
-    z_columns,
-)
+from training.data.sources.synth import SynthConfig
+from training.data.sources.synth import load_labels
+from training.data.sources.synth import synth
+from training.features import SAMPLE_SCALARS
+from training.features import FeatureEngine
+from training.features import samples_to_columns
+from training.features import schema_for
+from training.features.offline import extract_features
+from training.features.offline import extract_many
+from training.features.offline import feature_path
+from training.features.offline import raw_columns
+from training.features.offline import read_features
+from training.features.offline import write_table
+from training.features.offline import z_columns
 
 SPOT_0808 = datetime.date(2024, 8, 8)
 SPOT_0809 = datetime.date(2024, 8, 9)

@@ -9,23 +9,21 @@ import numpy as np
 import pytest
 from hmmlearn.hmm import GaussianHMM
 
-from training.models.hmm import (
-    DegenerateModelError,
-    ForwardFilter,
-    HMMConfig,
-    HMMFit,
-    HMMParams,
-    align_states,
-    best_label_alignment,
-    bic,
-    canonicalize,
-    fit_hmm,
-    log_likelihood,
-    n_free_params,
-    regime_accuracy,
-    sample_hmm,
-    state_entropy,
-)
+from training.models.hmm import DegenerateModelError
+from training.models.hmm import ForwardFilter
+from training.models.hmm import HMMConfig
+from training.models.hmm import HMMFit
+from training.models.hmm import HMMParams
+from training.models.hmm import align_states
+from training.models.hmm import best_label_alignment
+from training.models.hmm import bic
+from training.models.hmm import canonicalize
+from training.models.hmm import fit_hmm
+from training.models.hmm import log_likelihood
+from training.models.hmm import n_free_params
+from training.models.hmm import posterior_entropy
+from training.models.hmm import regime_accuracy
+from training.models.hmm import sample_hmm
 
 K, D = 3, 3
 
@@ -263,10 +261,10 @@ def test_fit_rejects_bad_input() -> None:
         HMMConfig(k_range=(4, 3))
 
 
-def test_state_entropy_is_normalised() -> None:
-    assert state_entropy(np.eye(4)) == 0.0
-    assert state_entropy(np.full((3, 4), 0.25)) == pytest.approx(1.0)
-    assert 0.0 < state_entropy(np.array([0.7, 0.1, 0.1, 0.1])) < 1.0
+def test_posterior_entropy_is_normalised() -> None:
+    assert posterior_entropy(np.eye(4)) == 0.0
+    assert posterior_entropy(np.full((3, 4), 0.25)) == pytest.approx(1.0)
+    assert 0.0 < posterior_entropy(np.array([0.7, 0.1, 0.1, 0.1])) < 1.0
 
 
 def test_run_continues_from_log_prev_and_survives_impossible_observations(

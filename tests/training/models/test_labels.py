@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
+from hypothesis import settings
 from hypothesis import strategies as st
 
-from training.models.labels import BUY, FLAT, SELL, LabelConfig, forward_returns, make_labels
+from training.models.labels import BUY
+from training.models.labels import FLAT
+from training.models.labels import SELL
+from training.models.labels import LabelConfig
+from training.models.labels import forward_returns
+from training.models.labels import make_labels
 
 S = 1_000_000_000
 

@@ -8,21 +8,17 @@ import numpy as np
 import pytest
 from hmmlearn.hmm import GaussianHMM
 
-from training.models.hmm import (
-    HMMConfig,
-    HMMParams,
-    align_states,
-    fit_hmm,
-    log_likelihood,
-    sample_hmm,
-)
-from training.models.online import (
-    OnlineEMConfig,
-    SufficientStats,
-    batch_stats,
-    partial_fit,
-    stationary_distribution,
-)
+from training.models.hmm import HMMConfig
+from training.models.hmm import HMMParams
+from training.models.hmm import align_states
+from training.models.hmm import fit_hmm
+from training.models.hmm import log_likelihood
+from training.models.hmm import sample_hmm
+from training.models.online import OnlineEMConfig
+from training.models.online import SufficientStats
+from training.models.online import batch_stats
+from training.models.online import partial_fit
+from training.models.online import stationary_distribution
 
 K, D = 3, 3
 SHIFT = np.array([1.0, -0.6, 0.4])

@@ -5,15 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training.models.policy import (
-    PolicyConfig,
-    PolicyHead,
-    evaluate_policy,
-    fit_policy,
-    policy_inputs,
-    time_split,
-    walk_forward,
-)
+from training.models.policy import PolicyConfig
+from training.models.policy import PolicyHead
+from training.models.policy import evaluate_policy
+from training.models.policy import fit_policy
+from training.models.policy import policy_inputs
+from training.selection import time_split
+from training.selection import walk_forward
 
 N, K, F = 4000, 3, 4
 

@@ -12,20 +12,19 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
+from tests.local_ray import local_ray_session
 from training.artifacts.registry import Registry
+from training.cli.sweep import sweep
 from training.data.catalog import SymbolDay
-from training.pipelines.sweep import (
-    REJECTED_SCORE,
-    SearchSpace,
-    SweepConfig,
-    best_row,
-    plan_sweep,
-    run_sequential,
-    run_sweep,
-    sample_trials,
-    sweep,
-    walk_forward_folds,
-)
+from training.pipelines.sweep import REJECTED_SCORE
+from training.pipelines.sweep import SearchSpace
+from training.pipelines.sweep import SweepConfig
+from training.pipelines.sweep import best_row
+from training.pipelines.sweep import plan_sweep
+from training.pipelines.sweep import run_sequential
+from training.pipelines.sweep import run_sweep
+from training.pipelines.sweep import sample_trials
+from training.pipelines.sweep import walk_forward_folds
 
 TINY = dataclasses.replace(
     SearchSpace(),
@@ -41,14 +40,8 @@ TINY = dataclasses.replace(
 
 @pytest.fixture(scope="module")
 def local_ray() -> Iterator[None]:
-    from cluster import ClusterConfig, connect, shutdown
-
-    shutdown()
-    connect(ClusterConfig(num_cpus=2))
-    try:
+    with local_ray_session():
         yield
-    finally:
-        shutdown()
 
 
 def test_walk_forward_never_validates_on_the_past() -> None:

@@ -11,8 +11,13 @@ from click.testing import CliRunner
 from training.artifacts.registry import Registry
 from training.cli import main
 from training.data.catalog import MarketCatalog
-from training.models.hmm import ForwardFilter, HMMConfig, regime_accuracy
-from training.pipelines.train import TrainConfig, fit_model, load_feature_sets, train
+from training.models.hmm import ForwardFilter
+from training.models.hmm import HMMConfig
+from training.models.hmm import regime_accuracy
+from training.pipelines.feature_set import load_feature_sets
+from training.pipelines.train import TrainConfig
+from training.pipelines.train import fit_model
+from training.pipelines.train import train
 
 FAST = TrainConfig(hmm=HMMConfig(k_range=(3, 5), covariance_type="diag", n_init=2))
 ONE_FIT = TrainConfig(hmm=HMMConfig(k_range=(3, 3), covariance_type="diag", n_init=1))
@@ -54,10 +59,10 @@ def test_state_zero_is_the_calmest(feature_sets, fitted) -> None:
 
 def test_train_registers_a_candidate_with_lineage_metadata(synth_catalog: Path, tmp_path) -> None:
     bundle, metrics = train(MarketCatalog(synth_catalog), "BTCUSDT", None, ONE_FIT)
-    for name in ("valid_loglik_per_sample", "valid_bic", "state_entropy", "policy_accuracy",
+    for name in ("valid_loglik_per_sample", "valid_bic", "posterior_entropy", "policy_accuracy",
                  "net_pnl_bp", "regime_accuracy"):  # fmt: skip
         assert np.isfinite(metrics[name]), name
-    assert 0.0 < metrics["state_entropy"] < 1.0
+    assert 0.0 < metrics["posterior_entropy"] < 1.0
     registry = Registry(str(tmp_path / "store"))
     version = registry.register(bundle)
     loaded = registry.load("candidate")

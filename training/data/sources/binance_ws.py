@@ -14,34 +14,43 @@ used only when the recording has no ``@trade`` stream for that symbol. A REST sn
 symbol: it belongs to the one symbol whose depth the recording carries (ambiguity is an error).
 
 Nothing reaches the catalog until every line parsed: a corrupt line raises
-``ValueError("<file>:<line>: ...")`` and leaves the catalog as it was.
+:class:`~training.data.csv.DataFileError` (``"<file>:<line>: ..."``) and leaves the catalog as it
+was. The instrument's precision is widened to fit the data (recorded in the report).
 
->>> from click.testing import CliRunner
->>> CliRunner().invoke(cli, ["--help"]).output.splitlines()[0]
-'Usage: cli [OPTIONS] FILE...'
+>>> _stream_kind(b'{"stream":"btcusdt@depth@100ms","data":{}}')
+'depth'
 """
 
 from __future__ import annotations
 
-import gzip
 import time
 import zlib
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from collections.abc import Sequence
+from dataclasses import dataclass
+from dataclasses import field
 from pathlib import Path
 from typing import Literal
 
-import click
 import msgspec
 import numpy as np
-from nautilus_trader.model.instruments import Instrument
 from tqdm import tqdm
 
 from training.data.book import BinanceBookSync
-from training.data.catalog import MarketCatalog, precision_needed
-from training.data.columns import BUYER, SELLER, MarketEvents, QuoteColumns, TradeColumns
-from training.data.instruments import binance_instrument
+from training.data.columns import BUYER
+from training.data.columns import SELLER
+from training.data.columns import MarketEvents
+from training.data.columns import QuoteColumns
+from training.data.columns import TradeColumns
+from training.data.csv import DataFileError
+from training.data.csv import input_files
+from training.data.csv import open_source
+from training.data.instruments import fitted_instrument
 from training.data.report import ImportReport
+from training.data.sources._importer import ImportWriter
+from training.data.sources._importer import new_report
+
+__all__ = ["WsImporter", "detect_market", "import_ws", "iter_lines"]
 
 MS = 1_000_000
 Level = tuple[float, float]
@@ -120,10 +129,8 @@ class _SymbolState:
 
 
 def iter_lines(path: Path) -> Iterator[bytes]:
-    """Lines (with their ``\\n``) of a gzip or plain file, sniffed by the gzip magic bytes."""
-    with open(path, "rb") as raw:
-        gz = raw.read(2) == b"\x1f\x8b"
-    with gzip.open(path, "rb") if gz else open(path, "rb") as f:
+    """Lines (with their ``\\n``) of a gzip or plain file (told by magic bytes)."""
+    with open_source(path) as f:
         yield from f
 
 
@@ -134,7 +141,11 @@ def detect_market(path: Path, max_lines: int = 100_000) -> Literal["spot", "usdm
             return "usdm" if b'"pu":' in line else "spot"
         if i >= max_lines:
             break
-    raise ValueError(f"{path}: no depthUpdate in the first {max_lines} lines; pass --market")
+    raise DataFileError(
+        f"{path}: no depthUpdate in the first {max_lines} lines; pass --market",
+        path=path,
+        field="market",
+    )
 
 
 _KINDS = {ord("d"): "depth", ord("t"): "trade", ord("a"): "aggTrade", ord("b"): "bookTicker"}
@@ -189,9 +200,11 @@ class WsImporter:
                 if progress is not None and lineno % 20_000 == 0:
                     progress.update(20_000)
         except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
-            raise ValueError(f"{path}:{lineno}: {exc}") from exc
+            raise DataFileError(f"{path}:{lineno}: {exc}", path=path, line=lineno) from exc
         except (OSError, EOFError, zlib.error) as exc:
-            raise ValueError(f"{path}: unreadable after line {lineno}: {exc}") from exc
+            raise DataFileError(
+                f"{path}: unreadable after line {lineno}: {exc}", path=path, line=lineno
+            ) from exc
         if progress is not None:
             progress.update(lineno % 20_000)
 
@@ -234,25 +247,23 @@ class WsImporter:
         else:
             self._orphan_snapshot = (snap, recv)
 
+    def _exchange_ns(self, ms: int) -> int:
+        """Exchange time ``ms`` in ns; the latest exchange time seen moves up to it."""
+        ts = ms * MS
+        if ts > self.last_exchange_ns:
+            self.last_exchange_ns = ts
+        return ts
+
     def _message(self, kind: str, rest: bytes, recv: int) -> None:
+        self.counts[kind if kind != "other" else "ignored"] += 1
         if kind == "depth":
             d = _DEC_DEPTH.decode(rest).data
-            self.counts["depth"] += 1
-            ts = d.E * MS
-            if ts > self.last_exchange_ns:
-                self.last_exchange_ns = ts
-            st = self._state(d.s)
-            st.sync.on_depth(d.U, d.u, d.pu, d.b, d.a, ts, recv)
+            ts = self._exchange_ns(d.E)
+            self._state(d.s).sync.on_depth(d.U, d.u, d.pu, d.b, d.a, ts, recv)
         elif kind == "bookTicker":
             q = _DEC_TICKER.decode(rest).data
-            self.counts["bookTicker"] += 1
             st = self._state(q.s)
-            if q.T is not None:
-                ts = q.T * MS
-                if ts > self.last_exchange_ns:
-                    self.last_exchange_ns = ts
-            else:
-                ts = self.last_exchange_ns
+            ts = self._exchange_ns(q.T) if q.T is not None else self.last_exchange_ns
             if st.quotes_ts and ts < st.quotes_ts[-1]:
                 ts = st.quotes_ts[-1]
             st.quotes_ts.append(ts)
@@ -261,10 +272,7 @@ class WsImporter:
             st.sync.on_book_ticker(q.u, q.b, q.B, q.a, q.A)
         elif kind == "trade":
             t = _DEC_TRADE.decode(rest).data
-            self.counts["trade"] += 1
-            ts = t.T * MS
-            if ts > self.last_exchange_ns:
-                self.last_exchange_ns = ts
+            ts = self._exchange_ns(t.T)
             st = self._state(t.s)
             if t.X is not None and t.X != "MARKET":
                 st.non_market_trades += 1
@@ -272,13 +280,8 @@ class WsImporter:
             st.trades.append((ts, recv, t.p, t.q, SELLER if t.m else BUYER, t.t))
         elif kind == "aggTrade":
             a = _DEC_AGG.decode(rest).data
-            self.counts["aggTrade"] += 1
-            ts = a.T * MS
-            if ts > self.last_exchange_ns:
-                self.last_exchange_ns = ts
+            ts = self._exchange_ns(a.T)
             self._state(a.s).aggs.append((ts, recv, a.p, a.q, SELLER if a.m else BUYER, a.a))
-        else:
-            self.counts["ignored"] += 1
 
     def events(self, symbol: str) -> MarketEvents:
         """Columns for one symbol (call after reading every file)."""
@@ -302,20 +305,6 @@ class WsImporter:
         return MarketEvents(st.sync.deltas(), trades, quotes)
 
 
-def _instrument(
-    symbol: str, market: Literal["spot", "usdm"], exchange_info: Path | None, ev: MarketEvents
-) -> Instrument:
-    """The exchangeInfo instrument, precision raised if the data is finer than tick/step."""
-    base = binance_instrument(symbol, market, exchange_info)
-    prices = [ev.deltas.price, ev.trades.price, ev.quotes.bid_price, ev.quotes.ask_price]
-    sizes = [ev.deltas.size, ev.trades.size, ev.quotes.bid_size, ev.quotes.ask_size]
-    pp = precision_needed(np.concatenate(prices), base.price_precision)
-    sp = precision_needed(np.concatenate(sizes), base.size_precision)
-    if (pp, sp) == (base.price_precision, base.size_precision):
-        return base
-    return binance_instrument(symbol, market, exchange_info, pp, sp)
-
-
 def import_ws(
     files: Sequence[str | Path],
     out: str | Path,
@@ -326,12 +315,7 @@ def import_ws(
 ) -> tuple[ImportReport, Path]:
     """Import recordings into the catalog at ``out``; returns the report and its JSON path."""
     t0 = time.perf_counter()
-    paths = [Path(f) for f in files]
-    if not paths:
-        raise ValueError("no input files")
-    for p in paths:
-        if not p.is_file():
-            raise FileNotFoundError(f"{p}: no such file")
+    paths = input_files(files)
     mkt: Literal["spot", "usdm"] = detect_market(paths[0]) if market == "auto" else market
     imp = WsImporter(mkt)
     bar = tqdm(desc="import-ws", unit=" lines", disable=not progress, unit_scale=True)
@@ -342,32 +326,22 @@ def import_ws(
     finally:
         bar.close()
     if not imp.symbols:
-        raise ValueError(f"{paths[0]}: no market messages found")
+        raise DataFileError(f"{paths[0]}: no market messages found", path=paths[0])
     events = {s: imp.events(s) for s in sorted(imp.symbols)}
-    instruments = {s: _instrument(s, mkt, exchange_info, ev) for s, ev in events.items()}
-    catalog = MarketCatalog(out)
-    report = ImportReport(name=name or f"import-ws-{paths[0].name.split('.')[0]}")
-    report.sources = [str(p.resolve()) for p in paths]
+    fitted = {s: fitted_instrument(s, mkt, ev, exchange_info) for s, ev in events.items()}
+    report = new_report(name, "import-ws", [p.resolve() for p in paths])
+    writer = ImportWriter(out, report)
     per_symbol: dict[str, dict[str, object]] = {}
-    for sym, inst in instruments.items():
-        ev = events[sym]
-        sync = imp.symbols[sym].sync
-        written = catalog.write(inst, ev)
-        report.instrument_ids.append(inst.id.value)
-        report.symbol_days += [str(sd) for sd in written]
-        report.deltas += len(ev.deltas)
-        report.trades += len(ev.trades)
-        report.quotes += len(ev.quotes)
+    for sym, (inst, widened) in fitted.items():
+        st = imp.symbols[sym]
+        sync = st.sync
+        written = writer.write(inst, events[sym], widened=widened)
         report.gaps += sync.gaps
         report.resyncs += sync.resyncs
         report.bbo_checks += sync.bbo_checks
         report.bbo_mismatches += sync.bbo_mismatches
-        for cols in (ev.deltas, ev.trades, ev.quotes):
-            if len(cols):
-                report.add_ts(int(cols.ts_event.min()))
-                report.add_ts(int(cols.ts_event.max()))
         in_catalog = sum(
-            int(catalog.partition(sd)["counts"]["order_book_deltas"])  # type: ignore[index]
+            int(writer.catalog.partition(sd)["counts"]["order_book_deltas"])  # type: ignore[index]
             for sd in written
         )
         per_symbol[inst.id.value] = {
@@ -375,8 +349,8 @@ def import_ws(
             "depth_applied": sync.applied,
             "depth_dropped": sync.dropped,
             "depth_untrusted": sync.skipped_untrusted,
-            "non_market_trades": imp.symbols[sym].non_market_trades,
-            "trade_source": "trade" if imp.symbols[sym].trades else "aggTrade",
+            "non_market_trades": st.non_market_trades,
+            "trade_source": "trade" if st.trades else "aggTrade",
             "price_precision": inst.price_precision,
             "size_precision": inst.size_precision,
             "price_increment": str(inst.price_increment),
@@ -384,65 +358,11 @@ def import_ws(
             "deltas_in_catalog": in_catalog,
             "bbo_mismatch_examples": sync.mismatch_examples,
         }
-    report.events = report.deltas + report.trades + report.quotes
-    report.extra = {
-        "market": mkt,
-        "catalog": str(catalog.root),
-        "lines": imp.lines,
-        "messages": dict(imp.counts),
-        "symbols": per_symbol,
-    }
-    report.finish(time.perf_counter() - t0)
-    return report, catalog.write_report(report.name, report)
-
-
-@click.command()
-@click.argument(
-    "files",
-    nargs=-1,
-    required=True,
-    metavar="FILE...",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-)
-@click.option(
-    "--out",
-    "out",
-    required=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Catalog root.",
-)
-@click.option(
-    "--market",
-    type=click.Choice(["auto", "spot", "usdm"]),
-    default="auto",
-    show_default=True,
-    help="Binance market; auto = usdm when depth diffs carry 'pu'.",
-)
-@click.option(
-    "--exchange-info",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=None,
-    help="Binance exchangeInfo JSON (default: the bundled snapshot).",
-)
-@click.option("--name", default=None, help="Report name (CATALOG/reports/<name>.json).")
-@click.option("--progress/--no-progress", default=True, show_default=True)
-def cli(
-    files: tuple[Path, ...],
-    out: Path,
-    market: Literal["auto", "spot", "usdm"],
-    exchange_info: Path | None,
-    name: str | None,
-    progress: bool,
-) -> None:
-    """Import raw Binance WebSocket recordings (FILE... in stream order) into CATALOG."""
-    try:
-        report, path = import_ws(files, out, market, exchange_info, name, progress)
-    except (ValueError, KeyError, FileNotFoundError) as exc:
-        raise click.ClickException(str(exc)) from exc
-    click.echo(
-        f"{report.events} events ({report.deltas} deltas, {report.trades} trades, "
-        f"{report.quotes} quotes), gaps={report.gaps} resyncs={report.resyncs} "
-        f"bbo {report.bbo_mismatches}/{report.bbo_checks} mismatches, "
-        f"{report.events_per_s:,.0f} events/s"
+    report.extra.update(
+        market=mkt,
+        catalog=str(writer.catalog.root),
+        lines=imp.lines,
+        messages=dict(imp.counts),
+        symbols=per_symbol,
     )
-    click.echo(str(path))
+    return writer.close(t0)

@@ -4,7 +4,12 @@ Paths follow data.binance.vision (``data/spot/daily/trades/BTCUSDT/BTCUSDT-trade
 USD-M under ``data/futures/um/daily/``, klines under ``.../klines/<SYMBOL>/1m/``), each with a
 ``.zip.CHECKSUM`` file (``<sha256>  <filename>``). A file that already verifies is skipped; a
 ``.part`` left by an interrupted transfer is resumed with an HTTP ``Range`` request; a checksum
-mismatch deletes the file and fails. ``--import-into CATALOG`` then runs ``import-binance``.
+mismatch deletes the file and fails. ``--import-into CATALOG`` then runs ``import-binance``
+(:func:`import_downloaded`).
+
+A failed transfer is a :class:`DownloadError`, by kind: :class:`DownloadNotFoundError` (HTTP
+404: the day is not published), :class:`DownloadUnavailableError` (the host failed or did not
+answer), :class:`ChecksumError` (the bytes do not match the published SHA-256).
 
 >>> remote_path("usdm", "klines", "BTCUSDT", datetime.date(2024, 8, 8))
 'data/futures/um/daily/klines/BTCUSDT/1m/BTCUSDT-1m-2024-08-08.zip'
@@ -19,25 +24,66 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import click
 import httpx
 from tqdm import tqdm
+
+from training.data.report import ImportReport
+from training.errors import BadInputError
+from training.errors import IntegrityError
+from training.errors import NhmmError
+from training.errors import NotFoundError
+from training.errors import UnavailableError
+from training.io import atomic_write_text
+
+__all__ = [
+    "BASE_URL",
+    "DOWNLOAD_KINDS",
+    "ChecksumError",
+    "DownloadError",
+    "DownloadNotFoundError",
+    "DownloadUnavailableError",
+    "Downloaded",
+    "days",
+    "download",
+    "fetch",
+    "import_downloaded",
+    "parse_checksum",
+    "remote_path",
+    "sha256_of",
+]
 
 BASE_URL = "https://data.binance.vision"
 DOWNLOAD_KINDS = ("trades", "aggTrades", "bookTicker", "klines")
 Status = Literal["downloaded", "resumed", "skipped"]
 
 
-class DownloadError(RuntimeError):
-    """A file could not be fetched or did not verify."""
+class DownloadError(NhmmError):
+    """A file could not be fetched or did not verify (the subclass says which)."""
+
+
+class DownloadNotFoundError(DownloadError, NotFoundError):
+    """The host has no such file (HTTP 404), e.g. a day not published yet."""
+
+
+class DownloadUnavailableError(DownloadError, UnavailableError):
+    """The host failed (an HTTP error, a bad range) or did not answer (network)."""
+
+
+class ChecksumError(DownloadError, IntegrityError):
+    """The bytes do not match the published SHA-256, or there is no valid checksum."""
+
+
+def _http_error(url: str, status: int) -> DownloadError:
+    cls = DownloadNotFoundError if status == 404 else DownloadUnavailableError
+    return cls(f"{url}: HTTP {status}")
 
 
 def remote_path(market: str, kind: str, symbol: str, day: datetime.date) -> str:
     """Path of one daily zip on data.binance.vision (1m interval for klines)."""
     if market not in ("spot", "usdm"):
-        raise ValueError(f"market must be 'spot' or 'usdm', got {market!r}")
+        raise BadInputError(f"market must be 'spot' or 'usdm', got {market!r}", field="market")
     if kind not in DOWNLOAD_KINDS:
-        raise ValueError(f"kind must be one of {DOWNLOAD_KINDS}, got {kind!r}")
+        raise BadInputError(f"kind must be one of {DOWNLOAD_KINDS}, got {kind!r}", field="kind")
     root = "data/spot/daily" if market == "spot" else "data/futures/um/daily"
     sym = symbol.upper()
     if kind == "klines":
@@ -48,7 +94,7 @@ def remote_path(market: str, kind: str, symbol: str, day: datetime.date) -> str:
 def days(start: datetime.date, end: datetime.date) -> Iterator[datetime.date]:
     """Every day from ``start`` to ``end`` inclusive."""
     if end < start:
-        raise ValueError(f"end {end} is before start {start}")
+        raise BadInputError(f"end {end} is before start {start}", field="end")
     for i in range((end - start).days + 1):
         yield start + datetime.timedelta(days=i)
 
@@ -67,7 +113,7 @@ def parse_checksum(text: str, url: str) -> str:
     parts = text.split()
     digest = parts[0].lower() if parts else ""
     if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
-        raise DownloadError(f"{url}: not a SHA-256 checksum file: {text[:80]!r}")
+        raise ChecksumError(f"{url}: not a SHA-256 checksum file: {text[:80]!r}")
     return digest
 
 
@@ -92,11 +138,14 @@ def fetch(
 
     Skips a ``dest`` that already verifies; resumes ``dest.part`` with ``Range``; retries
     transport errors (resuming each time). On mismatch the file is deleted and
-    :class:`DownloadError` raised.
+    :class:`ChecksumError` raised.
     """
-    checksum = client.get(url + ".CHECKSUM")
+    try:
+        checksum = client.get(url + ".CHECKSUM")
+    except httpx.TransportError as exc:
+        raise DownloadUnavailableError(f"{url}.CHECKSUM: {exc}") from exc
     if checksum.status_code != 200:
-        raise DownloadError(f"{url}.CHECKSUM: HTTP {checksum.status_code}")
+        raise _http_error(f"{url}.CHECKSUM", checksum.status_code)
     expected = parse_checksum(checksum.text, url)
     dest.parent.mkdir(parents=True, exist_ok=True)
     if dest.exists():
@@ -112,14 +161,14 @@ def fetch(
             break
         except httpx.TransportError as exc:
             if attempt == retries:
-                raise DownloadError(f"{url}: {exc} (partial kept in {part})") from exc
+                raise DownloadUnavailableError(f"{url}: {exc} (partial kept in {part})") from exc
             resumed = True
     actual = sha256_of(part)
     if actual != expected:
         part.unlink()
-        raise DownloadError(f"{url}: SHA-256 {actual} != CHECKSUM {expected}; file deleted")
+        raise ChecksumError(f"{url}: SHA-256 {actual} != CHECKSUM {expected}; file deleted")
     part.replace(dest)
-    dest.with_name(dest.name + ".CHECKSUM").write_text(checksum.text)
+    atomic_write_text(dest.with_name(dest.name + ".CHECKSUM"), checksum.text, fsync=False)
     return Downloaded(dest, "resumed" if resumed else "downloaded", fetched)
 
 
@@ -136,12 +185,14 @@ def _stream_into(client: httpx.Client, url: str, part: Path, progress: bool) -> 
         if r.status_code == 206:
             start = r.headers.get("content-range", "").removeprefix("bytes ").split("-")[0]
             if start != str(offset):
-                raise DownloadError(f"{url}: asked for bytes {offset}-, got {start or '?'}")
+                raise DownloadUnavailableError(
+                    f"{url}: asked for bytes {offset}-, got {start or '?'}"
+                )
             mode = "ab"
         elif r.status_code == 200:
             offset, mode = 0, "wb"  # server ignored Range: start over
         else:
-            raise DownloadError(f"{url}: HTTP {r.status_code}")
+            raise _http_error(url, r.status_code)
         total = int(r.headers.get("content-length", 0)) + offset or None
         got = 0
         with (
@@ -185,53 +236,18 @@ def download(
     return out
 
 
-def _date(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime.date | None:
-    if value is None:
-        return None
-    try:
-        return datetime.date.fromisoformat(value)
-    except ValueError as exc:
-        raise click.BadParameter(f"expected YYYY-MM-DD, got {value!r}") from exc
-
-
-@click.command(name="download")
-@click.option("--market", type=click.Choice(["spot", "usdm"]), required=True)
-@click.option("--kind", type=click.Choice(DOWNLOAD_KINDS), required=True)
-@click.option("--symbol", required=True)
-@click.option("--start", required=True, callback=_date, help="First UTC day, YYYY-MM-DD.")
-@click.option("--end", default=None, callback=_date, help="Last UTC day (default: --start).")
-@click.option("--dest", required=True, type=click.Path(path_type=Path), help="Download root.")
-@click.option("--base-url", default=BASE_URL, show_default=True)
-@click.option(
-    "--import-into", "import_into", type=click.Path(path_type=Path), default=None,
-    help="Then import the files into this catalog.",
-)  # fmt: skip
-def cli(
+def import_downloaded(
+    got: list[Downloaded],
+    catalog: Path,
     market: str,
     kind: str,
     symbol: str,
     start: datetime.date,
-    end: datetime.date | None,
-    dest: Path,
-    base_url: str,
-    import_into: Path | None,
-) -> None:
-    """Download Binance public-data daily zips (SHA-256 verified, resumable)."""
-    try:
-        got = download(market, kind, symbol, start, end or start, dest, base_url=base_url)
-    except (DownloadError, httpx.HTTPError) as exc:
-        raise click.ClickException(str(exc)) from exc
-    for d in got:
-        click.echo(f"{d.status:<10} {d.path}")
-    if import_into is not None:
-        from training.data.sources.binance_public import import_binance
+    end: datetime.date,
+) -> tuple[ImportReport, Path]:
+    """Run ``import-binance`` on downloaded files; the report is
+    ``download-<market>-<SYMBOL>-<kind>-<start>-<end>``."""
+    from training.data.sources.binance_public import import_binance
 
-        name = f"download-{market}-{symbol.upper()}-{kind}-{start}-{end or start}"
-        try:
-            report, path = import_binance(
-                [d.path for d in got], import_into, market=market, symbol=symbol, name=name
-            )
-        except (ValueError, KeyError) as exc:
-            raise click.ClickException(str(exc.args[0] if exc.args else exc)) from exc
-        click.echo(f"{report.events} events imported, gaps {report.gaps}")
-        click.echo(str(path))
+    name = f"download-{market}-{symbol.upper()}-{kind}-{start}-{end}"
+    return import_binance([d.path for d in got], catalog, market=market, symbol=symbol, name=name)

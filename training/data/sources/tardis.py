@@ -20,39 +20,48 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import click
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from tqdm import tqdm
 
-from training.data.catalog import MarketCatalog, SymbolDay
-from training.data.columns import (
-    ADD,
-    BUY,
-    BUYER,
-    CLEAR,
-    DELETE,
-    F_LAST,
-    F_SNAPSHOT,
-    SELL,
-    SELLER,
-    UPDATE,
-    DeltaColumns,
-    MarketEvents,
-    TradeColumns,
-)
+from training.data.columns import ADD
+from training.data.columns import BUY
+from training.data.columns import BUYER
+from training.data.columns import CLEAR
+from training.data.columns import DELETE
+from training.data.columns import F_LAST
+from training.data.columns import F_SNAPSHOT
+from training.data.columns import SELL
+from training.data.columns import SELLER
+from training.data.columns import UPDATE
+from training.data.columns import DeltaColumns
+from training.data.columns import MarketEvents
+from training.data.columns import QuoteColumns
+from training.data.columns import TradeColumns
+from training.data.csv import CsvTable
+from training.data.csv import DataFileError
+from training.data.csv import Layout
+from training.data.csv import input_files
+from training.data.csv import read_csv
+from training.data.instruments import Market
+from training.data.instruments import fitted_instrument
 from training.data.report import ImportReport
-from training.data.sources.binance_public import (
-    CsvTable,
-    DataFileError,
-    Layout,
-    Market,
-    empty_events,
-    fit_events,
-    read_csv,
-)
+from training.data.sources._importer import ImportWriter
+from training.data.sources._importer import new_report
 
+__all__ = [
+    "KINDS",
+    "TARDIS_MARKETS",
+    "TardisPart",
+    "book_deltas",
+    "detect_tardis_kind",
+    "import_tardis",
+    "parse_book",
+    "parse_trades",
+]
+
+KINDS = ("book", "trades")
 TARDIS_MARKETS: dict[str, Market] = {"binance": "spot", "binance-futures": "usdm"}
 
 BOOK_LAYOUT = Layout.of(
@@ -166,10 +175,8 @@ def parse_book(path: Path) -> list[TardisPart]:
         deltas, resyncs = book_deltas(
             ts[mask], local[mask], is_snapshot[mask], is_bid[mask], price[mask], amount[mask]
         )
-        events = empty_events()
-        parts.append(
-            TardisPart(market, symbol, MarketEvents(deltas, events.trades, events.quotes), resyncs)
-        )
+        events = MarketEvents(deltas, TradeColumns.empty(), QuoteColumns.empty())
+        parts.append(TardisPart(market, symbol, events, resyncs))
     return parts
 
 
@@ -198,8 +205,8 @@ def parse_trades(path: Path) -> list[TardisPart]:
             aggressor=aggressor[mask][order],
             trade_id=trade_id[mask][order],
         )
-        events = empty_events()
-        parts.append(TardisPart(market, symbol, MarketEvents(events.deltas, trades, events.quotes)))
+        events = MarketEvents(DeltaColumns.empty(), trades, QuoteColumns.empty())
+        parts.append(TardisPart(market, symbol, events))
     return parts
 
 
@@ -210,7 +217,11 @@ def detect_tardis_kind(path: Path) -> str:
         return "book"
     if "trades" in name:
         return "trades"
-    raise DataFileError(f"{path}: cannot tell incremental_book_L2 from trades by name; pass --kind")
+    raise DataFileError(
+        f"{path}: cannot tell incremental_book_L2 from trades by name; pass --kind",
+        path=path,
+        field="kind",
+    )
 
 
 def import_tardis(
@@ -227,16 +238,12 @@ def import_tardis(
 
     Book files given in order are one stream per symbol (each Tardis day opens with a snapshot).
     """
-    from training.data.instruments import binance_instrument
-
     t0 = time.perf_counter()
-    paths = [Path(p) for p in paths]
+    paths = input_files(paths)
     books: dict[tuple[Market, str], list[DeltaColumns]] = {}
     trades: dict[tuple[Market, str], list[TradeColumns]] = {}
     resyncs = 0
     for path in tqdm(paths, desc="parse", unit="file", disable=not progress):
-        if not path.is_file():
-            raise DataFileError(f"{path}: no such file")
         file_kind = kind or detect_tardis_kind(path)
         for part in parse_book(path) if file_kind == "book" else parse_trades(path):
             key = (part.market, part.symbol)
@@ -245,68 +252,17 @@ def import_tardis(
             else:
                 trades.setdefault(key, []).append(part.events.trades)
             resyncs += part.resyncs
-
-    report = ImportReport(name=name or f"import-tardis-{paths[0].name.split('.')[0]}")
-    report.sources = [str(p) for p in paths]
-    report.resyncs = resyncs
     plans = []
     for key in sorted(set(books) | set(trades)):
-        market, symbol = key
-        instrument = binance_instrument(symbol, market, exchange_info)
         t = TradeColumns.concat(trades.get(key, []))
         if len(trades.get(key, [])) > 1:
             t = t.take(np.argsort(t.ts_event, kind="stable"))
-        events = MarketEvents(DeltaColumns.concat(books.get(key, [])), t, empty_events().quotes)
-        instrument, note = fit_events(instrument, events)
-        if note:
-            report.extra.setdefault("precision_widened", {})[instrument.id.value] = note
-        plans.append((instrument, events))
-    catalog = MarketCatalog(out)  # only now: a bad file or symbol leaves no catalog behind
-    days: set[SymbolDay] = set()
-    for instrument, events in plans:
-        days.update(catalog.write(instrument, events))
-        report.instrument_ids.append(instrument.id.value)
-        report.deltas += len(events.deltas)
-        report.trades += len(events.trades)
-        for cols in (events.deltas, events.trades):
-            if len(cols):
-                report.add_ts(int(cols.ts_event.min()))
-                report.add_ts(int(cols.ts_event.max()))
-    report.events = report.deltas + report.trades
-    report.symbol_days = [str(sd) for sd in sorted(days)]
-    report.finish(time.perf_counter() - t0)
-    return report, catalog.write_report(report.name, report)
+        events = MarketEvents(DeltaColumns.concat(books.get(key, [])), t, QuoteColumns.empty())
+        plans.append((*fitted_instrument(key[1], key[0], events, exchange_info), events))
 
-
-@click.command(name="import-tardis")
-@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Catalog root.")
-@click.option(
-    "--kind",
-    type=click.Choice(["book", "trades"]),
-    default=None,
-    help="incremental_book_L2 (book) or trades; default: from the file name.",
-)
-@click.option("--exchange-info", type=click.Path(exists=True, path_type=Path), default=None)
-@click.option("--name", default=None, help="Report name (CATALOG/reports/<name>.json).")
-@click.option("--progress/--no-progress", default=True, show_default=True)
-def cli(
-    files: tuple[Path, ...],
-    out: Path,
-    kind: str | None,
-    exchange_info: Path | None,
-    name: str | None,
-    progress: bool,
-) -> None:
-    """Import Tardis.dev incremental_book_L2 / trades CSV(.gz) for binance / binance-futures."""
-    try:
-        report, path = import_tardis(
-            files, out, kind=kind, exchange_info=exchange_info, name=name, progress=progress
-        )
-    except (ValueError, KeyError) as exc:
-        raise click.ClickException(str(exc.args[0] if exc.args else exc)) from exc
-    click.echo(
-        f"{report.events} events ({report.deltas} deltas, {report.trades} trades), "
-        f"resyncs {report.resyncs}"
-    )
-    click.echo(str(path))
+    report = new_report(name, "import-tardis", paths)
+    report.resyncs = resyncs
+    writer = ImportWriter(out, report)
+    for instrument, widened, events in plans:
+        writer.write(instrument, events, widened=widened)
+    return writer.close(t0)

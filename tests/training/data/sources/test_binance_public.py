@@ -18,30 +18,27 @@ from nautilus_trader.model.data import BarType
 
 from tests.replay import replayed
 from training.cli.data import data as data_group
-from training.data.catalog import MarketCatalog, book_state
-from training.data.columns import (
-    ADD,
-    BUY,
-    BUYER,
-    CLEAR,
-    DELETE,
-    F_LAST,
-    F_SNAPSHOT,
-    SELL,
-    SELLER,
-    UPDATE,
-)
-from training.data.sources.binance_public import (
-    DataFileError,
-    depth_deltas,
-    detect_kind,
-    import_binance,
-    parse_book_ticker,
-    parse_depth,
-    parse_klines,
-    parse_trades,
-    parse_trades_parquet,
-)
+from training.data.catalog import MarketCatalog
+from training.data.catalog import book_state
+from training.data.columns import ADD
+from training.data.columns import BUY
+from training.data.columns import BUYER
+from training.data.columns import CLEAR
+from training.data.columns import DELETE
+from training.data.columns import F_LAST
+from training.data.columns import F_SNAPSHOT
+from training.data.columns import SELL
+from training.data.columns import SELLER
+from training.data.columns import UPDATE
+from training.data.csv import DataFileError
+from training.data.sources.binance_public import depth_deltas
+from training.data.sources.binance_public import detect_kind
+from training.data.sources.binance_public import import_binance
+from training.data.sources.binance_public import parse_book_ticker
+from training.data.sources.binance_public import parse_depth
+from training.data.sources.binance_public import parse_klines
+from training.data.sources.binance_public import parse_trades
+from training.data.sources.binance_public import parse_trades_parquet
 
 DEPTH_HEADER = "symbol,timestamp,first_update_id,last_update_id,side,update_type,price,qty,pu"
 

@@ -11,22 +11,28 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from nautilus_trader.backtest.node import BacktestNode
-from nautilus_trader.config import (
-    BacktestDataConfig,
-    BacktestEngineConfig,
-    BacktestRunConfig,
-    BacktestVenueConfig,
-    DataEngineConfig,
-    LoggingConfig,
-)
-from nautilus_trader.model.data import OrderBookDelta, QuoteTick, TradeTick
+from nautilus_trader.config import BacktestDataConfig
+from nautilus_trader.config import BacktestEngineConfig
+from nautilus_trader.config import BacktestRunConfig
+from nautilus_trader.config import BacktestVenueConfig
+from nautilus_trader.config import DataEngineConfig
+from nautilus_trader.config import LoggingConfig
+from nautilus_trader.model.data import OrderBookDelta
+from nautilus_trader.model.data import QuoteTick
+from nautilus_trader.model.data import TradeTick
 from nautilus_trader.model.identifiers import InstrumentId
 
 from tests.replay import replayed
-from training.data.catalog import MarketCatalog, SymbolDay, book_state
-from training.data.columns import CLEAR, F_LAST, F_SNAPSHOT
+from training.cli.data import import_ws as cli
+from training.data.catalog import MarketCatalog
+from training.data.catalog import SymbolDay
+from training.data.catalog import book_state
+from training.data.columns import CLEAR
+from training.data.columns import F_LAST
+from training.data.columns import F_SNAPSHOT
 from training.data.report import ImportReport
-from training.data.sources.binance_ws import cli, detect_market, import_ws
+from training.data.sources.binance_ws import detect_market
+from training.data.sources.binance_ws import import_ws
 
 SPOT = ("spot_btcusdt_20240808.gz", "spot_btcusdt_20240809.gz")
 USDM = "usdm_btcusdt_20240808.gz"
@@ -246,3 +252,9 @@ def test_backtest_node_replays_the_catalog(spot_import: tuple[ImportReport, Path
         for d in (DAY8, DAY9)
     )
     assert result.iterations == n  # every delta (incl. the day-start snapshot) and trade
+
+
+def test_widened_precision_is_in_the_report(spot_import: tuple[ImportReport, Path]) -> None:
+    report, _ = spot_import
+    # the recording's sizes are finer than today's stepSize 1e-5: the one fit widened it
+    assert report.extra["precision_widened"] == {"BTCUSDT.BINANCE": {"size_precision": [5, 6]}}

@@ -10,7 +10,8 @@ import json
 import threading
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 from pathlib import Path
 
 import httpx
@@ -20,7 +21,17 @@ import pytest
 from click.testing import CliRunner
 
 from training.cli.data import data as data_group
-from training.data.sources.download import DownloadError, download, fetch, remote_path
+from training.data.sources.download import ChecksumError
+from training.data.sources.download import DownloadError
+from training.data.sources.download import DownloadNotFoundError
+from training.data.sources.download import DownloadUnavailableError
+from training.data.sources.download import download
+from training.data.sources.download import fetch
+from training.data.sources.download import remote_path
+from training.errors import BadInputError
+from training.errors import IntegrityError
+from training.errors import NotFoundError
+from training.errors import UnavailableError
 
 
 @dataclass
@@ -238,3 +249,23 @@ def test_cli_download_and_import(site: tuple[Site, str], trade_zips: dict, tmp_p
     report = json.loads(path.read_text())
     assert report["trades"] == 2 * 2001
     assert report["symbol_days"] == ["BTCUSDT.BINANCE/2021-01-08", "BTCUSDT.BINANCE/2021-01-09"]
+
+
+def test_errors_say_their_kind(site: tuple[Site, str], trade_zips: dict, tmp_path: Path) -> None:
+    s, url = site
+    with pytest.raises(DownloadNotFoundError) as missing:
+        download("usdm", "bookTicker", "BTCUSDT", DAYS[0], DAYS[0], tmp_path, base_url=url,
+                 progress=False)  # fmt: skip
+    assert isinstance(missing.value, NotFoundError)
+    rel = remote_path("spot", "trades", "BTCUSDT", DAYS[0])
+    s.add(rel, trade_zips[DAYS[0]], checksum_of=b"something else")
+    with pytest.raises(ChecksumError) as bad:
+        download("spot", "trades", "BTCUSDT", DAYS[0], DAYS[0], tmp_path, base_url=url,
+                 progress=False)  # fmt: skip
+    assert isinstance(bad.value, IntegrityError) and isinstance(bad.value, DownloadError)
+    with pytest.raises(DownloadUnavailableError) as down:
+        download("spot", "trades", "BTCUSDT", DAYS[0], DAYS[0], tmp_path,
+                 base_url="http://127.0.0.1:9", progress=False)  # fmt: skip
+    assert isinstance(down.value, UnavailableError)
+    with pytest.raises(BadInputError, match="market"):
+        remote_path("coinm", "trades", "BTCUSDT", DAYS[0])

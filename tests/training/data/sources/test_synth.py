@@ -13,22 +13,31 @@ import pytest
 from click.testing import CliRunner
 
 from tests.replay import replayed
-from training.data.catalog import MarketCatalog, SymbolDay, book_state
-from training.data.columns import ADD, BUY, CLEAR, DELETE, F_LAST, F_SNAPSHOT, SELL, UPDATE
-from training.data.sources.synth import (
-    CALM,
-    PRESETS,
-    TRENDING,
-    VOLATILE,
-    SynthConfig,
-    SynthDay,
-    cli,
-    generate,
-    load_labels,
-    preset,
-    regime_segments,
-    synth,
-)
+from training.cli.data import synth as cli
+from training.data.catalog import MarketCatalog
+from training.data.catalog import SymbolDay
+from training.data.catalog import book_state
+from training.data.columns import ADD
+from training.data.columns import BUY
+from training.data.columns import CLEAR
+from training.data.columns import DELETE
+from training.data.columns import F_LAST
+from training.data.columns import F_SNAPSHOT
+from training.data.columns import SELL
+from training.data.columns import UPDATE
+from training.data.sources.synth import CALM
+from training.data.sources.synth import PRESETS
+from training.data.sources.synth import TRENDING
+from training.data.sources.synth import VOLATILE
+from training.data.sources.synth import LabelsNotFoundError
+from training.data.sources.synth import SynthConfig
+from training.data.sources.synth import SynthDay
+from training.data.sources.synth import generate
+from training.data.sources.synth import load_labels
+from training.data.sources.synth import preset
+from training.data.sources.synth import regime_segments
+from training.data.sources.synth import synth
+from training.errors import NotFoundError
 
 DAY = datetime.date(2024, 1, 1)
 # Shorter dwell times than the CLI default so a 2-hour test day holds many segments of each.
@@ -412,3 +421,12 @@ def test_cli_prints_the_report_path(tmp_path: Path) -> None:
     assert micro.exit_code == 0, micro.output
     cfg = json.loads(Path(micro.stdout.strip()).read_text())["extra"]["config"]
     assert cfg["level_bp"] == 0.0 and cfg["regimes"][2]["vol_bp"] < 0.02
+
+
+def test_missing_labels_are_not_found(written: tuple[MarketCatalog, SynthConfig]) -> None:
+    cat, _ = written
+    with pytest.raises(LabelsNotFoundError) as err:
+        load_labels(cat, "BTCUSDT", datetime.date(2024, 1, 5))
+    assert isinstance(err.value, NotFoundError) and err.value.field == "days"
+    with pytest.raises(NotFoundError, match="ETHUSDT"):
+        load_labels(cat, "ETHUSDT", DAY)

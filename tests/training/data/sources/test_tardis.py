@@ -13,10 +13,21 @@ from click.testing import CliRunner
 
 from tests.replay import replayed
 from training.cli.data import data as data_group
-from training.data.catalog import MarketCatalog, book_state
-from training.data.columns import ADD, BUY, BUYER, CLEAR, F_LAST, F_SNAPSHOT, SELL, SELLER
-from training.data.sources.binance_public import DataFileError
-from training.data.sources.tardis import import_tardis, parse_book, parse_trades
+from training.data.catalog import MarketCatalog
+from training.data.catalog import book_state
+from training.data.columns import ADD
+from training.data.columns import BUY
+from training.data.columns import BUYER
+from training.data.columns import CLEAR
+from training.data.columns import F_LAST
+from training.data.columns import F_SNAPSHOT
+from training.data.columns import SELL
+from training.data.columns import SELLER
+from training.data.csv import DataFileError
+from training.data.sources.tardis import import_tardis
+from training.data.sources.tardis import parse_book
+from training.data.sources.tardis import parse_trades
+from training.errors import BadInputError
 
 BOOK_HEADER = "exchange,symbol,timestamp,local_timestamp,is_snapshot,side,price,amount"
 TRADES_HEADER = "exchange,symbol,timestamp,local_timestamp,id,side,price,amount"
@@ -214,3 +225,15 @@ def test_tardis_book_replays_in_a_backtest_engine(spot_ws: dict, tmp_path: Path)
         assert book.best_bid_price().as_double() == max(bids)
         assert book.best_ask_price().as_double() == min(asks)
         assert (len(book.bids()), len(book.asks())) == (len(bids), len(asks))
+
+
+def test_corrupt_row_error_carries_its_line_and_column(spot_ws: dict, tmp_path: Path) -> None:
+    rows = book_rows(spot_ws)[:50]
+    fields = rows[9].split(",")
+    fields[BOOK_HEADER.split(",").index("amount")] = "-1"
+    rows[9] = ",".join(fields)
+    bad = write(tmp_path / "binance_incremental_book_L2.csv", BOOK_HEADER, rows)
+    with pytest.raises(DataFileError) as err:
+        import_tardis([bad], tmp_path / "cat", progress=False)
+    assert (err.value.line, err.value.field, err.value.path) == (11, "amount", bad)
+    assert isinstance(err.value, BadInputError)

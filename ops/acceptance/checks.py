@@ -1,213 +1,43 @@
-"""``nhmm acceptance RUN_DIR``: per symbol-day checks on a backtest run directory.
+"""The acceptance checks: per symbol-day judgements of a loaded RUN_DIR (:func:`run_checks`).
 
-Reads what ``nhmm backtest`` writes (timeline/entries/blocks/fills Parquet, guardrails.json,
-config.json, adaptation.json) and checks, for every day: finite features and inference payloads,
-state entropy above a floor, the position limit and the drawdown stop honoured, reason-code
-counts consistent with the logged blocks, PnL expectation >= 0 after slippage (with a block
-bootstrap confidence interval), the drift monitor active and a partial_fit run cleanly.
-Results go to ``RUN_DIR/acceptance.json``; the command exits 0 only if every check passes.
+For every day: finite features and inference payloads, state entropy above a floor, the
+position limit and the drawdown stop honoured, reason-code counts consistent with the logged
+blocks, PnL expectation >= 0 after slippage (with a block bootstrap confidence interval), the
+drift monitor active and a partial_fit run cleanly; run-wide, guardrails.json against the blocks.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
-import json
 import math
-import os
 from collections import Counter
-from dataclasses import dataclass, field
-from functools import cached_property
-from pathlib import Path
 from typing import Any
 
-import click
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from node.guardrails import REASONS
+from node.run_dir import ALLOWED
+from node.run_dir import NON_BLOCK_VERDICTS
+from node.run_dir import REASON_CODES
+from node.run_dir import RunData
+from node.run_dir import utc_day
+from ops.acceptance.config import ALL_DAYS
+from ops.acceptance.config import AcceptanceConfig
+from ops.acceptance.config import Check
+from ops.acceptance.stats import block_bootstrap_ci
+from ops.acceptance.stats import state_entropy_bits
 
 __all__ = [
-    "AcceptanceConfig",
-    "Check",
-    "RunData",
-    "RunDirError",
-    "acceptance_command",
-    "block_bootstrap_ci",
-    "load_run",
-    "run_acceptance",
+    "check_adaptation",
+    "check_drawdown",
+    "check_entropy",
+    "check_finite",
+    "check_pnl",
+    "check_position",
+    "check_reason_counts",
     "run_checks",
-    "state_entropy_bits",
 ]
-
-#: Guardrail reason codes a backtest counts: the guardrails' and the execution ``VWAP`` skip.
-REASON_CODES: tuple[str, ...] = (*REASONS, "VWAP")
-#: Timeline verdicts that are not blocks (an allowed entry, or no trade wanted).
-NON_BLOCK_VERDICTS = ("OK", "FLAT")
-ALL_DAYS = "ALL"
-
-
-class RunDirError(ValueError):
-    """RUN_DIR is missing a file or holds one that cannot be read; the message names it."""
-
-
-@dataclass(frozen=True)
-class AcceptanceConfig:
-    """Thresholds of the checks (working defaults).
-
-    ``min_state_entropy_bits``: floor on the entropy of the filtered-state histogram (a model stuck
-    in one state has 0). ``pnl_rule``: ``"mean"`` passes when the mean PnL change per
-    ``pnl_interval_s`` is >= 0, ``"lower"`` only when the CI's lower bound is (see
-    :func:`check_pnl`). ``max_position`` / ``max_drawdown`` ``None`` take the strategy's limits
-    from ``config.json``.
-
-    >>> AcceptanceConfig().pnl_rule
-    'mean'
-    """
-
-    min_state_entropy_bits: float = 0.1
-    position_tolerance: float = 1e-9
-    pnl_interval_s: float = 60.0
-    ci_level: float = 0.95
-    n_boot: int = 2000
-    pnl_rule: str = "mean"
-    seed: int = 0
-    max_position: float | None = None
-    max_drawdown: float | None = None
-
-    def __post_init__(self) -> None:
-        if self.pnl_rule not in ("mean", "lower"):
-            raise ValueError(f"pnl_rule: {self.pnl_rule!r} is not 'mean' or 'lower'")
-        if not 0.0 < self.ci_level < 1.0:
-            raise ValueError(f"ci_level: must be in (0, 1), got {self.ci_level!r}")
-        if self.n_boot < 100:
-            raise ValueError(f"n_boot: must be >= 100, got {self.n_boot!r}")
-        if not self.pnl_interval_s > 0.0:
-            raise ValueError(f"pnl_interval_s: must be > 0, got {self.pnl_interval_s!r}")
-
-
-@dataclass(frozen=True)
-class Check:
-    """One check result; ``day`` is ``YYYY-MM-DD`` or ``"ALL"`` for run-wide checks."""
-
-    name: str
-    day: str
-    passed: bool
-    value: float | None
-    threshold: float | None
-    detail: str
-
-
-@dataclass
-class RunData:
-    """A RUN_DIR loaded: the tables (``day`` column added where absent) and the JSON files
-    (``None`` when the file is absent)."""
-
-    root: Path
-    timeline: pa.Table
-    days: np.ndarray
-    entries: pd.DataFrame
-    blocks: pd.DataFrame
-    fills: pd.DataFrame
-    guardrails: dict[str, Any] | None
-    config: dict[str, Any] | None
-    adaptation: dict[str, Any] | None
-    summary: dict[str, Any] | None
-    memo: dict[tuple[Any, ...], Any] = field(default_factory=dict, repr=False)
-
-    @cached_property
-    def verdicts(self) -> np.ndarray | None:
-        """The timeline's verdict column as an object array (``None`` if absent)."""
-        if "verdict" not in self.timeline.column_names:
-            return None
-        return np.asarray(self.timeline.column("verdict").to_pylist(), dtype=object)
-
-
-# -- loading
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    if not path.exists():
-        return None
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise RunDirError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from exc
-    if not isinstance(data, dict):
-        raise RunDirError(f"{path}:1: expected a JSON object")
-    return data
-
-
-def _read_parquet(path: Path, required: tuple[str, ...]) -> pa.Table:
-    if not path.is_file():
-        raise RunDirError(f"{path}: missing (is this a RUN_DIR written by `nhmm backtest`?)")
-    try:
-        table = pq.read_table(path)
-    except (OSError, pa.ArrowInvalid) as exc:
-        raise RunDirError(f"{path}: not a readable Parquet file ({exc})") from exc
-    missing = [c for c in required if c not in table.column_names]
-    if missing:
-        raise RunDirError(f"{path}: missing column(s) {missing}")
-    return table
-
-
-def _utc_day(ts_ns: np.ndarray) -> np.ndarray:
-    return (
-        pd.to_datetime(np.asarray(ts_ns, dtype=np.int64), utc=True)
-        .strftime("%Y-%m-%d")
-        .to_numpy(dtype=object)
-    )
-
-
-def _day_of(ts_ns: np.ndarray, tl_ts: np.ndarray, tl_days: np.ndarray) -> np.ndarray:
-    """The timeline day of each ``ts`` (entries/blocks are stamped with a sample's ts)."""
-    if len(ts_ns) == 0:
-        return np.array([], dtype=object)
-    by_ts = dict(zip(tl_ts.tolist(), tl_days.tolist(), strict=True))
-    fallback = _utc_day(ts_ns)
-    return np.array(
-        [by_ts.get(t, f) for t, f in zip(ts_ns.tolist(), fallback, strict=True)], dtype=object
-    )
-
-
-def load_run(run_dir: str | Path) -> RunData:
-    """Read a RUN_DIR; raises :class:`RunDirError` naming the file that is missing or broken."""
-    root = Path(run_dir)
-    if not root.is_dir():
-        raise RunDirError(f"{root}: not a directory")
-    timeline = _read_parquet(
-        root / "timeline.parquet", ("ts", "state", "posterior", "confidence", "position", "equity")
-    )
-    tl_ts = timeline.column("ts").to_numpy()
-    if len(tl_ts) > 1 and (np.diff(tl_ts) < 0).any():
-        raise RunDirError(f"{root / 'timeline.parquet'}: ts is not sorted")
-    if "day" in timeline.column_names:
-        days = np.asarray(timeline.column("day").to_pylist(), dtype=object)
-        bad = [i for i, d in enumerate(days) if not isinstance(d, str)]
-        if bad:
-            raise RunDirError(f"{root / 'timeline.parquet'}: row {bad[0]}: day is null")
-    else:
-        days = _utc_day(tl_ts)
-    frames = {}
-    for name, cols in (("entries", ("ts",)), ("blocks", ("ts", "reason")), ("fills", ())):
-        df = _read_parquet(root / f"{name}.parquet", cols).to_pandas()
-        if "ts" in df.columns:
-            df["day"] = _day_of(df["ts"].to_numpy(dtype=np.int64), tl_ts, days)
-        frames[name] = df
-    return RunData(
-        root=root,
-        timeline=timeline,
-        days=days,
-        entries=frames["entries"],
-        blocks=frames["blocks"],
-        fills=frames["fills"],
-        guardrails=_read_json(root / "guardrails.json"),
-        config=_read_json(root / "config.json"),
-        adaptation=_read_json(root / "adaptation.json"),
-        summary=_read_json(root / "summary.json"),
-    )
 
 
 # -- helpers
@@ -238,52 +68,6 @@ def _find_number(tree: Any, key: str) -> float | None:
                 return float(value)
             queue.extend(v for v in node.values() if isinstance(v, dict))
     return None
-
-
-def state_entropy_bits(states: np.ndarray) -> float:
-    """Shannon entropy (bits) of the histogram of ``states`` (negative codes = no result, ignored).
-
-    >>> state_entropy_bits(np.array([0, 0, 1, 1]))
-    1.0
-    >>> state_entropy_bits(np.array([2, 2, 2, -1]))
-    0.0
-    """
-    states = np.asarray(states)
-    states = states[states >= 0]
-    if len(states) == 0:
-        return 0.0
-    p = np.bincount(states) / len(states)
-    p = p[p > 0]
-    return float(max(0.0, -(p * np.log2(p)).sum()))
-
-
-def block_bootstrap_ci(
-    x: np.ndarray, level: float = 0.95, n_boot: int = 2000, seed: int = 0
-) -> tuple[float, float, float]:
-    """``(mean, lower, upper)``: percentile CI of the mean of ``x`` by a moving-block bootstrap
-    (block length ``ceil(n ** (1/3))``, so short-range autocorrelation of PnL changes is kept).
-    Fewer than 2 values give a zero-width interval at the mean (0 for none).
-
-    >>> m, lo, hi = block_bootstrap_ci(np.arange(100.0))
-    >>> m, lo < m < hi
-    (49.5, True)
-    """
-    x = np.asarray(x, dtype=np.float64)
-    n = len(x)
-    if n == 0:
-        return 0.0, 0.0, 0.0
-    mean = float(x.mean())
-    if n < 2:
-        return mean, mean, mean
-    block = math.ceil(n ** (1.0 / 3.0))
-    n_blocks = math.ceil(n / block)
-    rng = np.random.default_rng(seed)
-    starts = rng.integers(0, n - block + 1, size=(n_boot, n_blocks))
-    idx = (starts[:, :, None] + np.arange(block)).reshape(n_boot, -1)[:, :n]
-    means = x[idx].mean(axis=1)
-    alpha = (1.0 - level) / 2.0
-    lo, hi = np.quantile(means, [alpha, 1.0 - alpha])
-    return mean, float(min(lo, mean)), float(max(hi, mean))
 
 
 def _fills_position(fills: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -353,7 +137,7 @@ def check_position(run: RunData, day: str, mask: np.ndarray, cfg: AcceptanceConf
     worst = float(pos.max()) if len(pos) else 0.0
     f_ts, f_pos = _fills_position(run.fills)
     if len(f_ts):
-        f_days = _utc_day(f_ts)
+        f_days = utc_day(f_ts)
         in_day = f_days == day
         if in_day.any():
             worst = max(worst, float(np.abs(f_pos[in_day]).max()))
@@ -439,8 +223,8 @@ def check_reason_counts(run: RunData, day: str | None, mask: np.ndarray | None) 
             problems.append(
                 f"{reason}: guardrails.json {counts.get(reason, 0)} != blocks {blocks[reason]}"
             )
-    if "OK" in counts and int(counts["OK"]) != len(run.entries):
-        problems.append(f"OK: guardrails.json {counts['OK']} != entries {len(run.entries)}")
+    if ALLOWED in counts and int(counts[ALLOWED]) != len(run.entries):
+        problems.append(f"OK: guardrails.json {counts[ALLOWED]} != entries {len(run.entries)}")
     detail = "; ".join(problems) or f"{sum(blocks.values())} blocks in {len(blocks)} codes"
     return Check("reason_counts", ALL_DAYS, not problems, float(sum(blocks.values())), None, detail)
 
@@ -455,13 +239,8 @@ def _pnl_changes(run: RunData, interval_s: float) -> tuple[np.ndarray, np.ndarra
 
 
 def _bucket_changes(run: RunData, interval_s: float) -> tuple[np.ndarray, np.ndarray]:
-    tl = run.timeline
-    ts = tl.column("ts").to_numpy()
-    if "pnl" in tl.column_names:
-        pnl = tl.column("pnl").to_numpy().astype(np.float64)
-    else:
-        equity = tl.column("equity").to_numpy().astype(np.float64)
-        pnl = equity - equity[0] if len(equity) else equity
+    ts = run.timeline.column("ts").to_numpy()
+    pnl = run.pnl
     if len(ts) == 0:
         return np.array([], dtype=object), np.zeros(0)
     bucket = ts // int(interval_s * 1e9)
@@ -580,89 +359,3 @@ def run_checks(run: RunData, cfg: AcceptanceConfig | None = None) -> list[Check]
         checks += check_adaptation(run, day)
     checks.append(check_reason_counts(run, None, None))
     return checks
-
-
-def _json_number(v: float | None) -> float | None:
-    return v if v is None or math.isfinite(v) else None
-
-
-def run_acceptance(
-    run_dir: str | Path, cfg: AcceptanceConfig | None = None
-) -> tuple[bool, list[Check]]:
-    """Load RUN_DIR, run every check, write ``acceptance.json`` atomically; ``(all passed, checks)``."""
-    cfg = cfg or AcceptanceConfig()
-    run = load_run(run_dir)
-    checks = run_checks(run, cfg)
-    passed = all(c.passed for c in checks)
-    doc = {
-        "passed": passed,
-        "n_checks": len(checks),
-        "n_failed": sum(not c.passed for c in checks),
-        "config": dataclasses.asdict(cfg),
-        "checks": [
-            {
-                **dataclasses.asdict(c),
-                "value": _json_number(c.value),
-                "threshold": _json_number(c.threshold),
-            }
-            for c in checks
-        ],
-    }
-    out = run.root / "acceptance.json"
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=2, allow_nan=False))
-    os.replace(tmp, out)
-    return passed, checks
-
-
-def _print_table(checks: list[Check], run_dir: Path) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"acceptance: {run_dir}")
-    for col in ("day", "check", "result", "value", "threshold", "detail"):
-        table.add_column(col, overflow="fold")
-    for c in checks:
-        table.add_row(
-            c.day,
-            c.name,
-            "[green]PASS[/green]" if c.passed else "[bold red]FAIL[/bold red]",
-            "" if c.value is None else f"{c.value:.6g}",
-            "" if c.threshold is None else f"{c.threshold:.6g}",
-            c.detail,
-        )
-    console = Console(width=max(Console().width, 140))
-    console.print(table)
-    failed = sum(not c.passed for c in checks)
-    console.print(f"{len(checks) - failed}/{len(checks)} checks passed")
-
-
-@click.command("acceptance")
-@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--min-entropy-bits", type=float, default=AcceptanceConfig.min_state_entropy_bits,
-              show_default=True, help="Floor on the state-histogram entropy.")  # fmt: skip
-@click.option("--pnl-rule", type=click.Choice(["mean", "lower"]), default="mean",
-              show_default=True, help="Pass on mean PnL change >= 0, or on the CI lower bound.")  # fmt: skip
-@click.option("--pnl-interval-s", type=float, default=60.0, show_default=True)
-@click.option("--ci-level", type=float, default=0.95, show_default=True)
-def acceptance_command(
-    run_dir: Path, min_entropy_bits: float, pnl_rule: str, pnl_interval_s: float, ci_level: float
-) -> None:
-    """Per symbol-day acceptance checks on RUN_DIR; writes RUN_DIR/acceptance.json.
-
-    Exit code 0 only if every check passes (1 if any fails, 2 if RUN_DIR cannot be read).
-    """
-    try:
-        cfg = AcceptanceConfig(
-            min_state_entropy_bits=min_entropy_bits,
-            pnl_rule=pnl_rule,
-            pnl_interval_s=pnl_interval_s,
-            ci_level=ci_level,
-        )
-        passed, checks = run_acceptance(run_dir, cfg)
-    except (RunDirError, ValueError) as exc:
-        click.echo(f"nhmm acceptance: {exc}", err=True)
-        raise SystemExit(2) from exc
-    _print_table(checks, run_dir)
-    if not passed:
-        raise SystemExit(1)

@@ -1,0 +1,148 @@
+"""The persisted kill switch and drawdown peak: their file names, JSON state and writes.
+
+A restart neither re-enables trading nor forgets the peak: both live on disk in the strategy's
+``state_dir`` (the backtest's RUN_DIR), ``kill_switch.json`` and ``kill_switch.peak.json``.
+After a crash (a run marker left behind) the node starts disabled until a person calls
+:meth:`KillSwitch.reset` (``nhmm killswitch reset``). Every write replaces the file atomically,
+so a reader (the node, or ``nhmm killswitch`` beside it) never sees half a file.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from node._json import read_json_object
+from training.io import atomic_write_json
+
+__all__ = [
+    "KILL_SWITCH_FILE",
+    "KillSwitch",
+    "PeakStore",
+    "kill_switch_path",
+    "paths",
+    "peak_path",
+]
+
+#: The kill switch's file name in a strategy's ``state_dir``.
+KILL_SWITCH_FILE = "kill_switch.json"
+
+
+def kill_switch_path(state_dir: str | Path) -> Path:
+    """The kill switch file of a strategy whose ``state_dir`` is ``state_dir``.
+
+    >>> kill_switch_path("/node").as_posix()
+    '/node/kill_switch.json'
+    """
+    return Path(state_dir) / KILL_SWITCH_FILE
+
+
+def peak_path(kill_switch_path: str | Path) -> Path:
+    """Where the drawdown peak lives: beside the kill switch, ``<stem>.peak.json``.
+
+    >>> peak_path("/node/kill_switch.json").name
+    'kill_switch.peak.json'
+    """
+    kill = Path(kill_switch_path)
+    return kill.with_name(kill.stem + ".peak.json")
+
+
+def paths(state_dir: str | Path) -> tuple[Path, Path]:
+    """``(kill switch file, peak file)`` in ``state_dir``, named as the strategy names them.
+
+    >>> [p.name for p in paths("/tmp/node")]
+    ['kill_switch.json', 'kill_switch.peak.json']
+    """
+    kill = kill_switch_path(state_dir)
+    return kill, peak_path(kill)
+
+
+class KillSwitch:
+    """A kill switch persisted at ``path`` (JSON ``{"tripped", "reason", "ts", "running"}``).
+
+    :meth:`start` marks the node running; a marker left by a run that never called
+    :meth:`stop` (a crash) trips the switch with reason ``CRASH``. Only :meth:`reset` (a person)
+    clears it. A corrupt file raises :class:`~training.errors.BadInputError` naming it.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._seen: tuple[int, int, int] | None = None
+        self._cached: dict[str, Any] = {}
+
+    def _state(self) -> dict[str, Any]:
+        """The file's state, re-read only when the file changed (it is checked every sample and
+        may be engaged from outside, e.g. ``nhmm killswitch engage``; writes replace the file)."""
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return {"tripped": False}
+        seen = (st.st_ino, st.st_mtime_ns, st.st_size)
+        if seen != self._seen:
+            self._cached, self._seen = read_json_object(self.path), seen
+        return dict(self._cached)
+
+    def _write(self, state: dict[str, Any]) -> None:
+        atomic_write_json(self.path, state, indent=None)  # rare writes: flushed to disk
+
+    def state(self) -> dict[str, Any]:
+        """The persisted state (a copy): ``tripped``, ``reason``, ``ts``, ``running``; just
+        ``{"tripped": False}`` while no file exists."""
+        return self._state()
+
+    @property
+    def tripped(self) -> bool:
+        return bool(self._state().get("tripped", False))
+
+    @property
+    def reason(self) -> str:
+        return str(self._state().get("reason", ""))
+
+    def start(self) -> None:
+        state = self._state()
+        if state.get("running") and not state.get("tripped"):
+            state.update(tripped=True, reason="CRASH", ts=time.time())
+        state["running"] = True
+        self._write(state)
+
+    def stop(self) -> None:
+        state = self._state()
+        state["running"] = False
+        self._write(state)
+
+    def trip(self, reason: str) -> None:
+        state = self._state()
+        state.update(tripped=True, reason=reason, ts=time.time())
+        self._write(state)
+
+    def reset(self) -> None:
+        """A person re-enables trading."""
+        state = self._state()
+        state.update(tripped=False, reason="", ts=time.time())
+        self._write(state)
+
+
+class PeakStore:
+    """The equity peak for DD, persisted at ``path`` so a restart keeps it."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.peak: float | None = None
+        if self.path.exists():
+            value = read_json_object(self.path).get("peak")
+            self.peak = None if value is None else float(value)
+
+    def update(self, equity: float) -> float:
+        """Raise the peak to ``equity`` if higher (persisting it); return the peak."""
+        if not math.isfinite(equity):
+            raise ValueError(f"equity: not finite ({equity!r})")
+        if self.peak is None or equity > self.peak:
+            self.peak = equity
+            # a new peak can come every sample: replaced atomically, not flushed each time
+            atomic_write_json(
+                self.path, {"peak": equity, "ts": time.time()}, indent=None, fsync=False
+            )
+        return self.peak

@@ -1,0 +1,118 @@
+"""What a sweep searches and how: the search space, the sweep settings, the seeded trials.
+
+Trials are drawn up front from a seeded numpy generator, so the same seed gives the same trials
+in the same order; :func:`train_config` turns one into the :class:`TrainConfig` a fold fits.
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+from dataclasses import field
+from typing import Any
+from typing import Literal
+
+import numpy as np
+
+from training.errors import BadInputError
+from training.models.hmm import HMMConfig
+from training.models.labels import LabelConfig
+from training.models.policy import PolicyConfig
+from training.pipelines.train import TrainConfig
+
+__all__ = ["SearchSpace", "SweepConfig", "sample_trials", "train_config"]
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """Choices (tuples) and ``(lo, hi)`` ranges the trials are drawn from."""
+
+    k: tuple[int, ...] = (3, 4, 5)
+    covariance_type: tuple[str, ...] = ("full", "diag")
+    n_init: tuple[int, ...] = (1, 2, 3)
+    max_depth: tuple[int, ...] = (2, 3, 4, 6)
+    eta: tuple[float, float] = (0.03, 0.3)  # log-uniform
+    n_estimators: tuple[int, ...] = (50, 100, 200)
+    min_child_weight: tuple[float, ...] = (1.0, 5.0, 10.0)
+    threshold: tuple[float, float] = (0.4, 0.7)  # uniform; buy and sell alike
+    horizon_s: tuple[float, ...] = (5.0, 10.0, 30.0)
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """What to search and how; defaults sweep every symbol and day in the catalog."""
+
+    symbols: tuple[str, ...] = ()
+    days: tuple[datetime.date, ...] = ()
+    num_samples: int = 16
+    seed: int = 0
+    space: SearchSpace = field(default_factory=SearchSpace)
+    scheduler: Literal["asha", "fifo"] = "asha"
+    max_concurrent: int | None = None
+    min_occupancy: float = 0.01
+    hmm_n_iter: int = 100
+    fee_bps: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.num_samples < 1:
+            raise BadInputError(f"SweepConfig.num_samples must be >= 1, got {self.num_samples}")
+        if self.scheduler not in ("asha", "fifo"):
+            raise BadInputError(
+                f"SweepConfig.scheduler must be asha or fifo, got {self.scheduler!r}"
+            )
+        if self.max_concurrent is not None and self.max_concurrent < 1:
+            raise BadInputError("SweepConfig.max_concurrent must be >= 1")
+
+
+def sample_trials(num_samples: int, seed: int, space: SearchSpace) -> list[dict[str, Any]]:
+    """``num_samples`` trial configs drawn with ``numpy.random.default_rng(seed)``.
+
+    >>> a = sample_trials(3, 7, SearchSpace())
+    >>> a == sample_trials(3, 7, SearchSpace()), [t["trial"] for t in a]
+    (True, ['t000', 't001', 't002'])
+    """
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(num_samples):
+        lo, hi = space.eta
+        tlo, thi = space.threshold
+        out.append(
+            {
+                "trial": f"t{i:03d}",
+                "k": int(rng.choice(space.k)),
+                "covariance_type": str(rng.choice(space.covariance_type)),
+                "n_init": int(rng.choice(space.n_init)),
+                "hmm_seed": int(rng.integers(0, 2**31 - 1)),
+                "max_depth": int(rng.choice(space.max_depth)),
+                "eta": round(float(np.exp(rng.uniform(np.log(lo), np.log(hi)))), 5),
+                "n_estimators": int(rng.choice(space.n_estimators)),
+                "min_child_weight": float(rng.choice(space.min_child_weight)),
+                "threshold": round(float(rng.uniform(tlo, thi)), 4),
+                "horizon_s": float(rng.choice(space.horizon_s)),
+                "policy_seed": int(rng.integers(0, 2**31 - 1)),
+            }
+        )
+    return out
+
+
+def train_config(trial: dict[str, Any], fee_bps: float, hmm_n_iter: int) -> TrainConfig:
+    """The :class:`TrainConfig` of one trial's config dict."""
+    return TrainConfig(
+        hmm=HMMConfig(
+            k_range=(trial["k"], trial["k"]),
+            covariance_type=trial["covariance_type"],
+            n_init=trial["n_init"],
+            n_iter=hmm_n_iter,
+            seed=trial["hmm_seed"],
+        ),
+        policy=PolicyConfig(
+            max_depth=trial["max_depth"],
+            eta=trial["eta"],
+            n_estimators=trial["n_estimators"],
+            min_child_weight=trial["min_child_weight"],
+            buy_threshold=trial["threshold"],
+            sell_threshold=trial["threshold"],
+            seed=trial["policy_seed"],
+        ),
+        labels=LabelConfig(horizon_s=trial["horizon_s"], fee_bps=fee_bps),
+    )
