@@ -9,7 +9,7 @@ export OPENBLAS_NUM_THREADS ?= 1
 
 SYSTEM_TOOLS := chromium prometheus
 
-.PHONY: setup system lock test demo bench lint clean
+.PHONY: setup system lock test demo bench lint clean dashboards
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,9 @@ lint: setup
 
 demo: setup  ## synthetic market → features → model → backtest → acceptance → report, into $(DEMO)/
 	$(BIN)/python -m ops.demo --out $(DEMO)
+
+dashboards: setup  ## regenerate ops/grafana/dashboards/*.json from ops/grafana/dashboards.py (commit them)
+	$(BIN)/python -m ops.grafana.dashboards
 
 bench: setup  ## every benchmark; each writes bench/results/<name>.json and prints a table
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

@@ -165,20 +165,22 @@ def trained_model(
 
         bundle, _ = make_bundle(seed)
     else:
+        from training.costs import CostModel
         from training.models.hmm import HMMConfig
         from training.models.labels import LabelConfig
         from training.pipelines.train import TrainConfig
         from training.pipelines.train import train
 
-        fee_bps = float(catalog.instrument("BTCUSDT").maker_fee) * 1e4
+        costs = CostModel.for_instrument(catalog.instrument("BTCUSDT"))
         config = TrainConfig(
             hmm=HMMConfig(k_range=(3, 4), covariance_type="diag", n_init=2),
-            labels=LabelConfig(horizon_s=300.0, fee_bps=fee_bps),
+            labels=LabelConfig(horizon_s=300.0, costs=costs),
         )
         t0 = time.perf_counter()
         bundle, metrics = train(catalog, "BTCUSDT", [sd.day for sd in sds], config)
-        info |= {"train_s": time.perf_counter() - t0, "fee_bps": fee_bps, "horizon_s": 300.0}
-        info["metrics"] = {k: float(v) for k, v in metrics.items()}
+        info |= {"train_s": time.perf_counter() - t0, "maker_bps": costs.maker_bps,
+                 "horizon_s": 300.0}  # fmt: skip
+        info["metrics"] = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
     return catalog, sds[2], InProcessModelClient(bundle), info
 
 

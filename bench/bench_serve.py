@@ -2,8 +2,8 @@
 
 One local Ray + Serve instance holds both apps (same HTTP proxy, same fractional CPUs). The echo
 is a FastAPI ingress that parses the same request model and returns a same-size JSON answer, so
-the difference is our model (resolve, LRU lookup, filter step, policy head, drift queue,
-metrics). Each is measured at concurrency 1 and 8 (threads with keep-alive clients), echo and
+the difference is our model (request guard, resolve, LRU lookup, filter step, policy head, drift
+queue, metrics). Each is measured at concurrency 1 and 8 (threads with keep-alive clients), echo and
 infer alternating over ``--rounds`` rounds; the medians are reported. Also: the in-process
 ``InferenceModel.infer`` call, and ``partial_fit`` of 300 rows timed inside the replica
 (``fit_ms`` of ``POST /v1/partial_fit``). Writes bench/results/bench_serve.json.
@@ -37,6 +37,7 @@ from fastapi.responses import JSONResponse  # noqa: E402
 from ray import serve  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from serving.adapt import partial_fit_bundle  # noqa: E402
 from serving.app import build_app  # noqa: E402
 from serving.deployments import typed_route  # noqa: E402
 from serving.model import InferenceModel  # noqa: E402
@@ -44,7 +45,7 @@ from serving.schemas import InferRequest  # noqa: E402
 from serving.testing import free_port  # noqa: E402
 from serving.testing import make_bundle  # noqa: E402
 from training.artifacts.registry import Registry  # noqa: E402
-from training.models.online import partial_fit as online_partial_fit  # noqa: E402
+from training.models.online import training_memory  # noqa: E402
 
 echo_api = FastAPI()
 ECHO_ANSWER: dict[str, Any] = {}  # filled in main() with a real inference result
@@ -145,6 +146,7 @@ def main() -> None:
     args = ap.parse_args()
 
     bundle, X = make_bundle(1)
+    bundle = bundle.with_online(training_memory(bundle.hmm_params(), X))  # as trained bundles
     model = InferenceModel(bundle)
     x = X[10].tolist()
     prev = model.infer(X[9], None, "FEATURES_V1").log_posterior
@@ -158,7 +160,7 @@ def main() -> None:
         "p99_us": float(np.percentile(times, 99)),
     }
     t0 = time.perf_counter()
-    fit_result, _ = online_partial_fit(bundle.hmm_params(), X[:300])
+    fit_result, _ = partial_fit_bundle(bundle, X[:300])
     in_process["partial_fit_300_ms"] = (time.perf_counter() - t0) * 1e3
     answer = model.infer(x, prev, "FEATURES_V1").to_dict()
 

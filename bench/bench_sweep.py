@@ -65,7 +65,9 @@ def main() -> None:
         root = Path(tmp) / "catalog"
         synth(SynthConfig(days=3, seed=1, day_seconds=args.day_seconds), root)
         try:
-            cfg = SweepConfig(num_samples=args.trials, seed=11, scheduler="fifo", fee_bps=0.0)
+            cfg = SweepConfig(
+                num_samples=args.trials, seed=11, scheduler="fifo", maker_bps=0.0, taker_bps=0.0
+            )
             plan = plan_sweep(root, cfg, num_cpus=2, verbose=0)  # not part of the timing
             _CONFIG_KEYS.update(plan.trials[0])
             n_folds = len(plan.folds)
@@ -79,7 +81,8 @@ def main() -> None:
                     num_samples=args.trials,
                     seed=11,
                     scheduler="fifo",
-                    fee_bps=0.0,
+                    maker_bps=0.0,
+                    taker_bps=0.0,
                     max_concurrent=conc,
                 )
                 t0 = time.perf_counter()

@@ -7,9 +7,11 @@ from cluster.connect import ClusterConfig
 from cluster.connect import ClusterInfo
 from cluster.connect import cluster_info
 from cluster.connect import connect
+from cluster.connect import dashboard_url
 from cluster.connect import shutdown
 from cluster.jobs import JobResult
 from cluster.jobs import find_job
+from cluster.jobs import python_command
 from cluster.jobs import submit_job
 from cluster.runtime_env import project_runtime_env
 
@@ -19,8 +21,10 @@ __all__ = [
     "JobResult",
     "cluster_info",
     "connect",
+    "dashboard_url",
     "find_job",
     "project_runtime_env",
+    "python_command",
     "shutdown",
     "submit_job",
 ]

@@ -14,9 +14,10 @@ import socket
 from dataclasses import dataclass
 from typing import Literal
 
+from cluster.runtime_env import CREDENTIAL_VARS_ENV
+from cluster.runtime_env import missing_credentials
 from cluster.runtime_env import project_runtime_env
 from cluster.runtime_env import redacted
-from cluster.runtime_env import secret_names
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,8 @@ def connect(config: ClusterConfig | None = None, *, address: str | None = None) 
     """Connect to Ray once per process (idempotent) and describe what is there.
 
     ``address`` overrides ``config.address``. Remote clusters get the project code through the
-    runtime_env, unless this process is itself a Ray job driver (its job already carries it).
+    runtime_env, unless this process is itself a Ray job driver (its job already carries it; a
+    credential variable its submitter named but this node lacks is warned about).
     ``RAY_AUTH_MODE`` / token settings in the environment are left for Ray to apply.
     """
     global _OWN
@@ -114,9 +116,11 @@ def connect(config: ClusterConfig | None = None, *, address: str | None = None) 
         runtime_env = None if _JOB_CONFIG_ENV in os.environ else project_runtime_env()
         if runtime_env is not None:
             log.info("connecting to Ray at %s with runtime_env %s", target, redacted(runtime_env))
-            secrets = secret_names(runtime_env)
-            if secrets:
-                log.warning("forwarding credentials to the cluster by env var: %s", secrets)
+            names = runtime_env.get("env_vars", {}).get(CREDENTIAL_VARS_ENV)
+            if names:
+                log.info("credentials by name only (the cluster must supply them): %s", names)
+        else:
+            _warn_missing_credentials()
         ray.init(
             address=target,
             namespace=cfg.namespace,
@@ -143,7 +147,7 @@ def cluster_info(namespace: str | None = None) -> ClusterInfo:
         cpus=float(sum(n.get("Resources", {}).get("CPU", 0.0) for n in alive)),
         namespace=ctx.namespace or (namespace or DEFAULT_NAMESPACE),
         node_ids=tuple(sorted(n["NodeID"] for n in alive)),
-        dashboard_url=_dashboard_url(),
+        dashboard_url=dashboard_url(),
     )
 
 
@@ -205,13 +209,29 @@ def _mode_of_foreign_init() -> Mode:
     return "local" if node is not None and getattr(node, "ray_init_cluster", False) else "remote"
 
 
-def _dashboard_url() -> str | None:
+def _warn_missing_credentials() -> None:
+    missing = missing_credentials()
+    if missing:
+        log.warning(
+            "credential variables named by the job's submitter are not set here: %s "
+            "(fine with an instance profile; else start the cluster with them)",
+            ", ".join(missing),
+        )
+
+
+def dashboard_url() -> str | None:
+    """The dashboard (job API) URL of the Ray this process is connected to, if it has one:
+    as the cluster's GCS records it (a worker's own node info names the default port)."""
     import ray
 
-    try:
-        url = ray._private.worker.get_dashboard_url()
-    except Exception:  # client mode or no dashboard
-        return None
+    url = None
+    with contextlib.suppress(Exception):  # client mode or not connected
+        url = ray._private.services.get_webui_url_from_internal_kv()
+    if not url:
+        try:
+            url = ray._private.worker.get_dashboard_url()
+        except Exception:  # no dashboard
+            return None
     if not url:
         return None
     return url if url.startswith("http") else f"http://{url}"

@@ -2,6 +2,9 @@
 
 The job's driver runs on the cluster's head node with the project code from
 :func:`project_runtime_env`, so ``nhmm sweep ...`` submitted from a laptop runs next to the data.
+Settings travel by value, credentials by name only (see :mod:`cluster.runtime_env`).
+An entrypoint is a shell command on the head: name the interpreter by absolute path
+(:func:`python_command`) rather than rely on the head's ``PATH``.
 """
 
 from __future__ import annotations
@@ -54,6 +57,18 @@ def dashboard_address(address: str) -> str:
     if not address:
         raise ValueError("submit_job: address must be the Ray dashboard URL, got ''")
     return address if "://" in address else f"http://{address}"
+
+
+def python_command(module: str, interpreter: str | None = None) -> list[str]:
+    """``[interpreter, "-m", module]``: a job entrypoint that does not depend on ``PATH``.
+
+    The default is this process's own interpreter, right for a Serve replica submitting to its
+    own cluster (every node runs Ray from the same venv path, ``ray_cluster.yaml``).
+
+    >>> python_command("training.cli", "/opt/venv/bin/python")
+    ['/opt/venv/bin/python', '-m', 'training.cli']
+    """
+    return [interpreter or sys.executable, "-m", module]
 
 
 def find_job(address: str, job_id: str) -> Any | None:

@@ -2,7 +2,11 @@
 
 Cluster nodes already have the pinned dependencies installed (``ray_cluster.yaml`` setup
 commands), so only the repository's source travels, as a ``working_dir`` package uploaded to
-the cluster's GCS. Secrets are forwarded by *name* from the submitter's environment.
+the cluster's GCS. Settings a job needs travel by value (the registry root, the S3 endpoint and
+region); credentials never do: Ray writes a job's ``runtime_env`` to its logs and shows it on the
+dashboard's job API. The job gets the *names* of the credential variables the submitter used
+(``NHMM_CREDENTIAL_VARS``) and reads their values from its own environment: the nodes' instance
+profile, or variables the cluster was started with. Serve's ``NHMM_ADMIN_TOKEN`` goes nowhere.
 """
 
 from __future__ import annotations
@@ -46,12 +50,22 @@ DEFAULT_EXCLUDES: tuple[str, ...] = (
     "*.log",
 )
 
-#: Environment variable names (exact) forwarded to every Ray worker and job driver.
-FORWARDED_ENV_NAMES: tuple[str, ...] = ("NHMM_REGISTRY",)
-#: Environment variable prefixes forwarded to every Ray worker and job driver.
-FORWARDED_ENV_PREFIXES: tuple[str, ...] = ("NHMM_", "AWS_")
+#: Settings forwarded by value to every Ray worker and job driver (none of them is a secret).
+FORWARDED_ENV_NAMES: tuple[str, ...] = (
+    "NHMM_REGISTRY",
+    "NHMM_S3_ENDPOINT",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_CA_BUNDLE",
+)
+#: Any other variable with one of these prefixes is a credential: forwarded by name only.
+CREDENTIAL_PREFIXES: tuple[str, ...] = ("AWS_",)
+#: The variable listing those names (comma-separated) in the job's environment.
+CREDENTIAL_VARS_ENV = "NHMM_CREDENTIAL_VARS"
 
-_SECRETISH = re.compile(r"SECRET|TOKEN|PASSWORD|KEY", re.IGNORECASE)
+_SECRETISH = re.compile(r"SECRET|TOKEN|PASSWORD|KEY|CREDENTIAL|SESSION", re.IGNORECASE)
 
 
 def repo_root(start: Path | None = None) -> Path | None:
@@ -71,17 +85,41 @@ def repo_root(start: Path | None = None) -> Path | None:
 
 
 def forwarded_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The subset of ``environ`` (default ``os.environ``) that workers need: NHMM_* and AWS_*.
+    """The settings of ``environ`` (default ``os.environ``) that workers get by value.
 
-    >>> forwarded_env({"AWS_REGION": "eu-west-1", "HOME": "/root", "NHMM_REGISTRY": "s3://b/r"})
+    >>> forwarded_env({"AWS_REGION": "eu-west-1", "HOME": "/root", "NHMM_REGISTRY": "s3://b/r",
+    ...                "AWS_SECRET_ACCESS_KEY": "x", "NHMM_ADMIN_TOKEN": "y"})
     {'AWS_REGION': 'eu-west-1', 'NHMM_REGISTRY': 's3://b/r'}
     """
     env = os.environ if environ is None else environ
-    return {
-        name: env[name]
-        for name in sorted(env)
-        if name in FORWARDED_ENV_NAMES or name.startswith(FORWARDED_ENV_PREFIXES)
-    }
+    return {name: env[name] for name in sorted(env) if name in FORWARDED_ENV_NAMES}
+
+
+def credential_names(environ: Mapping[str, str] | None = None) -> list[str]:
+    """Names of the credential variables set in ``environ``: what a job's own environment must
+    supply (their values are never forwarded).
+
+    >>> credential_names({"AWS_SECRET_ACCESS_KEY": "x", "AWS_REGION": "y", "NHMM_ADMIN_TOKEN": "z"})
+    ['AWS_SECRET_ACCESS_KEY']
+    """
+    env = os.environ if environ is None else environ
+    return sorted(
+        name
+        for name in env
+        if name.startswith(CREDENTIAL_PREFIXES) and name not in FORWARDED_ENV_NAMES
+    )
+
+
+def missing_credentials(environ: Mapping[str, str] | None = None) -> list[str]:
+    """Credential variables the submitter named (``NHMM_CREDENTIAL_VARS``) that this process's
+    environment lacks; fine on nodes with an instance profile, a hint anywhere else.
+
+    >>> missing_credentials({"NHMM_CREDENTIAL_VARS": "AWS_A,AWS_B", "AWS_B": "set"})
+    ['AWS_A']
+    """
+    env = os.environ if environ is None else environ
+    names = [n for n in env.get(CREDENTIAL_VARS_ENV, "").split(",") if n]
+    return [n for n in names if n not in env]
 
 
 def project_runtime_env(
@@ -95,19 +133,28 @@ def project_runtime_env(
 
     ``working_dir`` is the repo root minus :data:`DEFAULT_EXCLUDES` (and ``.gitignore``, which
     Ray honours); on a wheel install without a checkout the packages go as ``py_modules``.
-    ``env_vars`` carries NHMM_* / AWS_* from ``environ`` plus ``extra_env``. These values are
-    visible in the Ray dashboard: on EC2 prefer the instance profile to AWS keys.
+    ``env_vars`` carries :func:`forwarded_env` of ``environ``, the names of its credentials
+    (:data:`CREDENTIAL_VARS_ENV`), and ``extra_env``, which may not hold a credential: every
+    value here is visible in Ray's logs and dashboard.
 
-    >>> env = project_runtime_env({"NHMM_SEED": "7"}, environ={})
+    >>> env = project_runtime_env({"NHMM_SEED": "7"}, environ={"AWS_SESSION_TOKEN": "t"})
     >>> sorted(env), env["env_vars"]
-    (['env_vars', 'excludes', 'working_dir'], {'NHMM_SEED': '7'})
+    (['env_vars', 'excludes', 'working_dir'], {'NHMM_CREDENTIAL_VARS': 'AWS_SESSION_TOKEN', 'NHMM_SEED': '7'})
     >>> "/.venv" in env["excludes"] and "*.parquet" in env["excludes"]
     True
     """
     env_vars = forwarded_env(environ)
+    names = credential_names(environ)
+    if names:
+        env_vars[CREDENTIAL_VARS_ENV] = ",".join(names)
     for name, value in (extra_env or {}).items():
         if not isinstance(value, str):
             raise TypeError(f"extra_env[{name!r}] must be a str, got {type(value).__name__}")
+        if _SECRETISH.search(name) and name != CREDENTIAL_VARS_ENV:
+            raise ValueError(
+                f"extra_env[{name!r}]: looks like a credential; Ray logs runtime_env values, "
+                "so give the cluster its credentials (instance profile, cluster environment)"
+            )
         env_vars[name] = value
     excludes = [*DEFAULT_EXCLUDES, *extra_excludes]
     base = root if root is not None else repo_root()
@@ -134,12 +181,18 @@ def redacted(runtime_env: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def secret_names(runtime_env: Mapping[str, Any]) -> list[str]:
-    """Names of forwarded variables that look like credentials (for a warning, not a block).
+    """Names in ``env_vars`` that look like credentials (none, for what this module builds).
 
     >>> secret_names({"env_vars": {"AWS_SECRET_ACCESS_KEY": "x", "AWS_REGION": "y"}})
     ['AWS_SECRET_ACCESS_KEY']
+    >>> secret_names(project_runtime_env(environ={"AWS_SECRET_ACCESS_KEY": "x"}))
+    []
     """
-    return [name for name in runtime_env.get("env_vars", {}) if _SECRETISH.search(name)]
+    return [
+        name
+        for name in runtime_env.get("env_vars", {})
+        if _SECRETISH.search(name) and name != CREDENTIAL_VARS_ENV
+    ]
 
 
 def _installed_packages() -> list[str]:

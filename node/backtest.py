@@ -1,7 +1,9 @@
 """The exact strategy over catalog symbol-days in a Nautilus ``BacktestEngine`` (``nhmm backtest``).
 
-Binance venue with an L2_MBP book, the instrument's maker/taker fees, a slippage fill model and a
-latency model. The model answers in process (default) or through a Serve URL (``--serve``);
+Binance venue with an L2_MBP book, the instrument's maker/taker fees, the queue-aware fill model
+(:mod:`node.fills`: resting orders wait behind the displayed size at their price, takers walk the
+book; ``fill_model="touch"`` is Nautilus's optimistic default, kept to compare) and a latency
+model. The model answers in process (default) or through a Serve URL (``--serve``);
 shadow versions are asked beside it and never traded. The run is written to a RUN_DIR, whose
 files and schemas :mod:`node.run_dir` owns; the figures come from :mod:`node.summary`.
 """
@@ -23,18 +25,39 @@ import pyarrow as pa
 from node import run_dir
 from node.config import PolicyHMMStrategyConfig
 from node.config import label_horizon_s
-from node.execution import EXIT_REASONS
+from node.fills import FillOptions
+from node.fills import passive_fill_rate
 from node.summary import adaptation_report
 from node.summary import finite_or_none
+from node.summary import strategy_figures
 from node.summary import summarise
 from serving.client import HttpModelClient
 from serving.client import InProcessModelClient
 from serving.client import ModelClient
 from training.artifacts.registry import Registry
+from training.costs import CostModel
 from training.data.catalog import MarketCatalog
 from training.errors import SchemaMismatchError
 
-__all__ = ["IN_PROCESS_LATENCY_MS", "VenueOptions", "run_backtest", "venue_engine"]
+__all__ = [
+    "IN_PROCESS_LATENCY_MS",
+    "VenueOptions",
+    "in_sample_days",
+    "run_backtest",
+    "venue_engine",
+]
+
+
+def in_sample_days(metadata: dict[str, Any], symbol_days: Sequence[Any]) -> list[str]:
+    """The backtested symbol-days the model was fitted on (``metadata["symbol_days"]``): a
+    backtest on any of them is in-sample and says so.
+
+    >>> in_sample_days({"symbol_days": ["X.B/2024-01-01"]}, ["X.B/2024-01-01", "X.B/2024-01-02"])
+    ['X.B/2024-01-01']
+    """
+    trained = {str(s) for s in metadata.get("symbol_days", [])}
+    return [str(sd) for sd in symbol_days if str(sd) in trained]
+
 
 #: What the LATENCY guard sees for in-process inference in a backtest (ms): the unloaded cost of
 #: one call in ``bench_inference`` (filter step p99 ~0.07 ms, policy row p99 ~0.09 ms, total p50
@@ -44,14 +67,17 @@ IN_PROCESS_LATENCY_MS = 0.1
 
 @dataclass(frozen=True)
 class VenueOptions:
-    """Simulated venue: fill model, latency, starting balances (quote, and base for spot)."""
+    """Simulated venue: fill model (:data:`node.fills.FILL_MODELS`: ``queue`` or ``touch``),
+    latency, starting balances (quote, and base for spot)."""
 
-    prob_fill_on_limit: float = 1.0
-    prob_slippage: float = 0.1
+    fill_model: str = "queue"
     latency_ms: float = 5.0
     starting_quote: float = 100_000.0
     starting_base: float = 1.0
     seed: int = 42
+
+    def __post_init__(self) -> None:
+        FillOptions(self.fill_model, self.seed)  # names the field of a bad model
 
 
 def _instrument_facts(instrument: Any, market: str) -> dict[str, Any]:
@@ -117,6 +143,36 @@ def _shadow_clients(
     return versions, clients
 
 
+def _truth(catalog: MarketCatalog, sds: list[Any], timeline: pa.Table) -> pa.Table | None:
+    """The ground-truth regime at each timeline sample when the catalog has labels for every
+    backtested day (synthetic markets), else ``None``."""
+    import numpy as np
+
+    from training.features.offline import regime_labels
+
+    if not sds or not all(catalog.labels_path(sd).exists() for sd in sds):
+        return None
+    ts = timeline.column("ts").to_numpy()
+    days = np.asarray(timeline.column("day").to_pylist(), dtype=object)
+    regime = np.full(len(ts), -1, dtype=np.int32)
+    for sd in sds:
+        rows = days == sd.day.isoformat()
+        if rows.any():
+            regime[rows] = regime_labels(catalog, sd, ts[rows])
+    return pa.table({"ts": pa.array(ts, pa.int64()), "regime": pa.array(regime, pa.int32())})
+
+
+def _model_test(metadata: dict[str, Any]) -> dict[str, Any] | None:
+    """What the model's own ``test`` block (simulated, out-of-sample) promised, to read beside
+    this backtest."""
+    test = metadata.get("test")
+    if not isinstance(test, dict):
+        return None
+    keys = ("period", "net_pnl_per_day", "net_pnl_per_day_ci", "round_trips_per_day",
+            "gross_edge_bp_per_rt", "cost_bp_per_rt")  # fmt: skip
+    return {k: test.get(k) for k in keys}
+
+
 def venue_engine(
     instrument: Any,
     market: str,
@@ -126,11 +182,12 @@ def venue_engine(
     logging: Any = None,
 ) -> Any:
     """The Binance ``BacktestEngine`` (:func:`node.engine.binance_engine`) with ``venue``'s
-    balances, fill model and latency model; ``logging`` is a Nautilus ``LoggingConfig``."""
-    from nautilus_trader.backtest.models import FillModel
+    balances, fill model (:func:`node.fills.venue_fill_config`) and latency model; ``logging``
+    is a Nautilus ``LoggingConfig``."""
     from nautilus_trader.backtest.models import LatencyModel
 
     from node.engine import binance_engine
+    from node.fills import venue_fill_config
 
     return binance_engine(
         instrument,
@@ -139,12 +196,8 @@ def venue_engine(
         starting_quote=venue.starting_quote,
         starting_base=venue.starting_base,
         logging=logging,
-        fill_model=FillModel(
-            prob_fill_on_limit=venue.prob_fill_on_limit,
-            prob_slippage=venue.prob_slippage,
-            random_seed=venue.seed,
-        ),
         latency_model=LatencyModel(base_latency_nanos=int(venue.latency_ms * 1e6)),
+        **venue_fill_config(FillOptions(venue.fill_model, venue.seed)),  # type: ignore[arg-type]
     )
 
 
@@ -241,6 +294,7 @@ def run_backtest(
         engine.run()
         run_s = time.perf_counter() - wall0 - load_s
         fills = engine.trader.generate_fills_report()
+        passive = passive_fill_rate(engine.trader.generate_orders_report())
         positions = engine.trader.generate_positions_report()
         account = engine.trader.generate_account_report(Venue(instrument.id.venue.value))
     finally:
@@ -258,6 +312,9 @@ def run_backtest(
                      (run_dir.ACCOUNT, account)):  # fmt: skip
         run_dir.write_report(out, name, df)
     run_dir.write_table(out, run_dir.TIMELINE, timeline)
+    truth = _truth(catalog, sds, timeline)
+    if truth is not None:
+        run_dir.write_table(out, run_dir.TRUTH, truth)
     run_dir.write_rows(out, run_dir.ENTRIES, strategy.entries)
     run_dir.write_rows(out, run_dir.BLOCKS, strategy.blocks)
     run_dir.write_rows(out, run_dir.EXITS, strategy.exits)
@@ -281,8 +338,14 @@ def run_backtest(
     run_dir.write_json(out, run_dir.ADAPTATION, adaptation)
     answered = sorted(strategy.model_versions)
     events = strategy.feed.events
+    in_sample = in_sample_days(bundle.metadata, sds)
+    costs = CostModel.for_instrument(instrument)
     summary: dict[str, Any] = {
-        **summarise(pnl, fills, schema.sample_interval_s),
+        **summarise(pnl, fills, timeline.column("ts").to_numpy(), instrument.quote_currency.code),
+        "in_sample": bool(in_sample),
+        "in_sample_days": in_sample,
+        "costs": {**costs.to_dict(), "round_trip_bps_passive": costs.round_trip_bps()},
+        "model_test": _model_test(bundle.metadata),
         "symbol": str(instrument.id),
         "days": day_strs,
         "symbol_days": [str(sd) for sd in sds],
@@ -291,18 +354,8 @@ def run_backtest(
         "model_versions_answered": answered,
         "serve_url": serve_url,
         "samples": timeline.num_rows,
-        "decisions": strategy.decisions,
-        "entries": len(strategy.entries),
-        "exits": sum(1 for e in strategy.exits if not e["requote"]),
-        "exit_reasons": {
-            r: sum(1 for e in strategy.exits if e["reason"] == r and not e["requote"])
-            for r in EXIT_REASONS
-        },
-        "hold_s": strategy.hold_s,
-        "orders_submitted": strategy.orders_submitted,
-        "exit_orders_submitted": strategy.exit_orders_submitted,
-        "inference_status": dict(strategy.status_counts),
-        "events": events,
+        **strategy_figures(strategy, events),
+        **passive,
         "guardrails": counts,
         "trading_enabled": cfg.trading_enabled,
         "load_s": load_s,
@@ -316,3 +369,48 @@ def run_backtest(
     summary = finite_or_none(summary)
     run_dir.write_json(out, run_dir.SUMMARY, summary)
     return summary
+
+
+def simulate_backtest(
+    catalog: MarketCatalog,
+    symbol: str,
+    days: list[datetime.date] | None,
+    bundle: Any,
+    config: PolicyHMMStrategyConfig | None = None,
+) -> Any:
+    """What :func:`run_backtest` would do with ``bundle`` on these days, replayed by the trade
+    simulator instead of Nautilus: the same features (one engine over the days, as the
+    backtest's feed), the same decision rules from the same strategy config, the instrument's
+    cost model. Returns the :class:`~training.simulation.simulator.SimResult`; the agreement of
+    the two is measured by ``bench/bench_simulator.py``."""
+    import numpy as np
+    import pyarrow as pa
+
+    from node.config import rule_config
+    from training.features.offline import extract_many
+    from training.features.offline import z_columns
+    from training.simulation.simulator import SimMarket
+    from training.simulation.simulator import model_answers
+    from training.simulation.simulator import simulate
+
+    sds = catalog.select(symbol, days)
+    instrument = catalog.instrument(sds[0].instrument_id)
+    schema = bundle.feature_schema()
+    cfg = config or PolicyHMMStrategyConfig(instrument_id=sds[0].instrument_id)
+    hold = cfg.hold_s or label_horizon_s(bundle.metadata) or cfg.default_hold_s
+    tables = extract_many(catalog, symbol, [sd.day for sd in sds], schema, progress=False)
+    table = pa.concat_tables(list(tables.values()))
+    market = SimMarket.from_table(table)
+    rows = market.tradable
+    X = np.column_stack([table.column(c).to_numpy() for c in z_columns(schema)])[rows]
+    actions, confidence = model_answers(
+        bundle.hmm_params(), bundle.policy_head(), X, market.cols["session"][rows]
+    )
+    return simulate(
+        market,
+        actions,
+        confidence,
+        rule_config(cfg, instrument, float(hold)),
+        CostModel.for_instrument(instrument),
+        exit_requote_s=cfg.exit_requote_s,
+    )

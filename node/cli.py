@@ -10,17 +10,20 @@ import datetime
 
 import click
 
-from node.execution import VWAP_MODES
+from node.fills import FILL_MODELS
 from training.cli.options import catalog_option
 from training.cli.options import days_option
 from training.cli.options import out_option
 from training.cli.options import registry_option
 from training.cli.options import symbol_option
+from training.simulation.execution import VWAP_MODES
 
 __all__ = ["backtest"]
 
 #: The summary figures printed after a run.
-_SHOWN = ("net_pnl", "sharpe", "max_drawdown", "trades", "turnover", "events", "wall_s")
+_SHOWN = ("net_pnl", "sharpe", "max_drawdown", "trades", "round_trips", "gross_edge_bp_per_rt",
+          "cost_bp_per_rt", "net_bp_per_rt", "fees", "turnover", "passive_fill_rate", "events",
+          "wall_s")  # fmt: skip
 
 
 @click.command("backtest")
@@ -40,12 +43,26 @@ _SHOWN = ("net_pnl", "sharpe", "max_drawdown", "trades", "turnover", "events", "
 @click.option("--shadow", multiple=True, help="Model ref run in shadow, never traded (repeatable).")
 @click.option("--min-conf", type=float, default=0.6, show_default=True)
 @click.option("--trading/--no-trading", default=True, show_default=True)
-@click.option("--prob-slippage", type=float, default=0.1, show_default=True)
+@click.option(
+    "--fill-model",
+    type=click.Choice(FILL_MODELS),
+    default="queue",
+    show_default=True,
+    help="queue: resting orders wait behind the displayed size at their price, takers walk the "
+    "book; touch: the first trade at the price fills all (optimistic, to compare).",
+)
 @click.option("--latency-ms", type=float, default=5.0, show_default=True)
 @click.option("--hold-s", type=float, default=None, help="Hold time [default: the label horizon].")
 @click.option("--stop-loss-bps", type=float, default=0.0, show_default=True, help="0 = off.")
 @click.option("--signal-exit/--no-signal-exit", default=False, show_default=True)
 @click.option("--vwap-mode", type=click.Choice(VWAP_MODES), default="trend", show_default=True)
+@click.option(
+    "--bars",
+    type=click.Choice(["1m"]),
+    default=None,
+    help="Trade a FEATURES_BARS_V1 model on the catalog's 1m klines (orders on bar closes) "
+    "instead of the order book.",
+)
 def backtest(
     catalog_root: str,
     symbol: str,
@@ -58,12 +75,13 @@ def backtest(
     shadow: tuple[str, ...],
     min_conf: float,
     trading: bool,
-    prob_slippage: float,
+    fill_model: str,
     latency_ms: float,
     hold_s: float | None,
     stop_loss_bps: float,
     signal_exit: bool,
     vwap_mode: str,
+    bars: str | None,
 ) -> None:
     """Backtest the strategy on catalog symbol-days; writes reports and summary.json to --out."""
     from node.backtest import VenueOptions
@@ -86,22 +104,35 @@ def backtest(
         )
     except ValueError as exc:  # the config's own validation of the options above
         raise click.UsageError(str(exc)) from exc
-    summary = run_backtest(
-        MarketCatalog(catalog_root),
-        symbol,
-        list(days) or None,
-        model_ref,
-        Registry(registry_root),
-        out_dir,
-        cfg,
-        VenueOptions(prob_slippage=prob_slippage, latency_ms=latency_ms),
-        serve_url=serve_url,
-        budget_ms=budget_ms,
-        shadow=shadow,
-    )
-    for key in _SHOWN:
+    venue = VenueOptions(fill_model=fill_model, latency_ms=latency_ms)
+    args = (MarketCatalog(catalog_root), symbol, list(days) or None, model_ref,
+            Registry(registry_root), out_dir, cfg, venue)  # fmt: skip
+    if bars is not None:
+        from node.bar_backtest import run_bar_backtest
+
+        if serve_url or shadow:
+            raise click.UsageError("--bars runs the model in process: no --serve or --shadow")
+        summary = run_bar_backtest(*args)
+    else:
+        summary = run_backtest(*args, serve_url=serve_url, budget_ms=budget_ms, shadow=shadow)
+    if summary["in_sample"]:
+        click.echo(
+            "WARNING: in-sample backtest: the model was trained on "
+            + ", ".join(summary["in_sample_days"])
+            + "; these figures say nothing about unseen data (summary.json: in_sample: true)",
+            err=True,
+        )
+    for key in (k for k in _SHOWN if k in summary):  # a bar run has no passive fill rate
         value = summary[key]
-        click.echo(f"{key:>14}: {'n/a' if value is None else format(value, '.6g')}")
-    click.echo(f"{'guardrails':>14}: {summary['guardrails']}")
+        click.echo(f"{key:>20}: {'n/a' if value is None else format(value, '.6g')}")
+    click.echo(f"{'in_sample':>20}: {str(summary['in_sample']).lower()}")
+    test = summary.get("model_test")
+    if test:
+        lo, hi = test["net_pnl_per_day_ci"]
+        click.echo(
+            f"{'model test':>20}: {test['net_pnl_per_day']:.4g}/day simulated, CI [{lo:.4g}, "
+            f"{hi:.4g}] ({test['period']})"
+        )
+    click.echo(f"{'guardrails':>20}: {summary['guardrails']}")
     for v, info in (summary.get("shadow") or {}).get("versions", {}).items():
-        click.echo(f"{'shadow':>14}: {v} agreement {info['agreement']} paper {info['paper']}")
+        click.echo(f"{'shadow':>20}: {v} agreement {info['agreement']} paper {info['paper']}")

@@ -11,9 +11,11 @@ from typing import Any
 
 from nautilus_trader.config import StrategyConfig
 
-from node.execution import VWAP_MODES
+from training.simulation.execution import VWAP_MODES
+from training.simulation.rules import GuardLimits
+from training.simulation.rules import RuleConfig
 
-__all__ = ["PolicyHMMStrategyConfig", "label_horizon_s"]
+__all__ = ["PolicyHMMStrategyConfig", "label_horizon_s", "rule_config"]
 
 
 def label_horizon_s(metadata: dict[str, Any]) -> float | None:
@@ -30,8 +32,9 @@ class PolicyHMMStrategyConfig(StrategyConfig, frozen=True):
     """Strategy settings (immutable, msgspec-backed).
 
     ``max_spread_bp_base + max_spread_vol_k * realised_vol_bp`` is the SPREAD limit;
-    ``max_position`` is in base units, ``max_drawdown`` in quote currency. ``kill_switch_path``
-    ``None`` keeps the kill switch and drawdown peak in ``state_dir`` (the backtest run dir).
+    ``max_position`` is in base units, ``max_drawdown`` in quote currency (USDT for BTCUSDT).
+    ``kill_switch_path`` ``None`` keeps the kill switch, the drawdown peak and the equity
+    baseline in ``state_dir`` (the backtest run dir).
     ``trading_enabled=False`` computes and logs every decision but submits nothing.
 
     Exits: an open position is held ``hold_s`` (``None``: the bundle's label horizon, else
@@ -39,9 +42,22 @@ class PolicyHMMStrategyConfig(StrategyConfig, frozen=True):
     early by an opposite signal only with ``signal_exit`` (off by default, chosen on training
     days: single opposite samples cut holds to ~30 s, far below the horizon the edge was
     measured on, and lost net PnL), by a ``stop_loss_bps`` adverse move (0 = off) or the kill
-    switch (KILL flattens), always with a passive post-only order at the touch re-quoted every
-    ``exit_requote_s``. VWAP anchoring
-    (``vwap_mode``, see :func:`node.execution.vwap_blocks`) only applies to entries.
+    switch (KILL flattens). HOLD and SIGNAL exits rest as a passive post-only order at the touch
+    re-quoted every ``exit_requote_s`` and cross after ``exit_cross_s``; KILL and STOP exits
+    cross at once with an IOC limit ``max_slippage_bps`` through the opposite touch (it walks the
+    book no further). VWAP anchoring
+    (``vwap_mode``, see :func:`training.simulation.execution.vwap_blocks`) only applies to entries.
+    An entry order still resting ``entry_ttl_s`` after it was sent is cancelled (a passive
+    entry the market moved away from is a missed trade, not a trade to take later), and so is
+    one whose signal turned flat or opposite, or when KILL or DD trips; one entry works at a time.
+
+    Sizing: ``risk_budget`` (quote, the same unit as ``max_drawdown``; 0 = off, the default)
+    sizes each entry so that a one-sigma move over the hold (``realised_vol_bp * sqrt(hold_s)``
+    bp, or ``stop_loss_bps`` when a stop is set) costs about that much, rounded down to the size
+    step, never below the min-notional size, capped at the room left under ``max_position``.
+    Off, an entry is the smallest size at ``notional_multiple`` x the min notional. With the
+    defaults (``max_drawdown`` 100) a budget of 5 lets DD stop the strategy after about 20
+    one-sigma losses; keep ``max_drawdown / risk_budget`` in that range.
     ``modelled_latency_ms`` (not ``None``) is what the LATENCY guard sees instead of the measured
     inference time: the backtest sets it for the in-process client so that machine load cannot
     change decisions (the measured time stays in the timeline).
@@ -76,13 +92,17 @@ class PolicyHMMStrategyConfig(StrategyConfig, frozen=True):
     signal_exit: bool = False
     vwap_mode: str = "trend"
     modelled_latency_ms: float | None = None
+    entry_ttl_s: float = 5.0
+    exit_cross_s: float = 30.0
+    max_slippage_bps: float = 10.0
+    risk_budget: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("default_hold_s", "exit_requote_s", "hold_s"):
+        for name in ("default_hold_s", "exit_requote_s", "hold_s", "entry_ttl_s", "exit_cross_s"):
             v = getattr(self, name)
             if v is not None and not (math.isfinite(v) and v > 0):
                 raise ValueError(f"PolicyHMMStrategyConfig.{name}: must be finite and > 0, got {v}")
-        for name in ("stop_loss_bps", "modelled_latency_ms"):
+        for name in ("stop_loss_bps", "modelled_latency_ms", "max_slippage_bps", "risk_budget"):
             v = getattr(self, name)
             if v is not None and not (math.isfinite(v) and v >= 0):
                 raise ValueError(f"PolicyHMMStrategyConfig.{name}: must be finite, >= 0, got {v}")
@@ -90,3 +110,26 @@ class PolicyHMMStrategyConfig(StrategyConfig, frozen=True):
             raise ValueError(
                 f"PolicyHMMStrategyConfig.vwap_mode: {self.vwap_mode!r} not in {VWAP_MODES}"
             )
+
+
+def rule_config(config: PolicyHMMStrategyConfig, instrument: Any, hold_s: float) -> RuleConfig:
+    """The decision rules' settings (:class:`training.simulation.rules.RuleConfig`) of this
+    strategy config on ``instrument`` (its price and size grid and min notional come from
+    :func:`training.pipelines.evaluation.rules_for`, the one place that reads them)."""
+    from training.pipelines.evaluation import rules_for
+
+    limits = GuardLimits(**{f: getattr(config, f) for f in GuardLimits.__dataclass_fields__})
+    return rules_for(
+        instrument,
+        hold_s,
+        limits,
+        stop_loss_bps=config.stop_loss_bps,
+        signal_exit=config.signal_exit,
+        vwap_mode=config.vwap_mode,
+        vwap_anchor_bps=config.vwap_anchor_bps,
+        entry_ttl_s=config.entry_ttl_s,
+        notional_multiple=config.notional_multiple,
+        exit_cross_s=config.exit_cross_s,
+        max_slippage_bps=config.max_slippage_bps,
+        risk_budget=config.risk_budget,
+    )

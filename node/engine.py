@@ -38,11 +38,12 @@ def binance_engine(
     starting_quote: float,
     starting_base: float,
     logging: LoggingConfig | None = None,
+    book_type: BookType = BookType.L2_MBP,
     **venue_kwargs: Any,
 ) -> BacktestEngine:
-    """A ``BacktestEngine`` holding ``instrument`` on its L2_MBP Binance venue; spot accounts also
-    start with ``starting_base`` of the base asset. ``venue_kwargs`` go to ``add_venue``
-    (``fill_model``, ``latency_model``, ...)."""
+    """A ``BacktestEngine`` holding ``instrument`` on its L2_MBP Binance venue (``L1_MBP`` to
+    replay bars); spot accounts also start with ``starting_base`` of the base asset.
+    ``venue_kwargs`` go to ``add_venue`` (``fill_model``, ``latency_model``, ...)."""
     engine = BacktestEngine(
         BacktestEngineConfig(
             trader_id=trader_id,
@@ -60,7 +61,7 @@ def binance_engine(
         account_type=AccountType.CASH if market == "spot" else AccountType.MARGIN,
         base_currency=None,
         starting_balances=balances,
-        book_type=BookType.L2_MBP,
+        book_type=book_type,
         **venue_kwargs,
     )
     engine.add_instrument(instrument)

@@ -1,17 +1,16 @@
 """Guardrails checked before any order: KILL, LATENCY, DRIFT, CONF, SPREAD, DD, POS, COOLDOWN.
 
-Pure checks over a :class:`GuardInput` give a :class:`Verdict`; :class:`Guardrails` holds the
-few pieces of state (last order time, equity peak, kill switch) and counts blocks by reason
-(the codes are the RUN_DIR's, :data:`node.run_dir.GUARD_REASONS`). The kill switch and the
-drawdown peak persist on disk (:mod:`node.killswitch`), so a restart neither re-enables trading
-nor forgets the peak.
+The checks themselves are pure (:func:`training.simulation.rules.check_guards`, part of the
+decision rules the simulator replays); :class:`Guardrails` holds the pieces of state the node
+keeps (last order time, the equity peak, the kill switch) and counts verdicts by reason (the
+codes are the RUN_DIR's, :data:`node.run_dir.REASON_CODES`). The kill switch, the drawdown
+peak and the equity baseline persist on disk (:mod:`node.killswitch`), so a restart neither
+re-enables trading nor forgets the peak nor moves the equity DD watches.
 """
 
 from __future__ import annotations
 
-import math
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 
 from node.killswitch import KillSwitch
@@ -19,6 +18,11 @@ from node.killswitch import PeakStore
 from node.killswitch import peak_path
 from node.run_dir import ALLOWED
 from node.run_dir import REASON_CODES
+from training.simulation.rules import GuardInput
+from training.simulation.rules import GuardLimits
+from training.simulation.rules import Verdict
+from training.simulation.rules import check_guards
+from training.simulation.rules import max_spread_bp
 
 __all__ = [
     "GuardInput",
@@ -29,64 +33,11 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class Verdict:
-    """``allowed`` or the ``reason`` code (one of :data:`~node.run_dir.GUARD_REASONS`) that
-    blocked."""
-
-    allowed: bool
-    reason: str = ALLOWED
-    detail: str = ""
-
-
-@dataclass(frozen=True)
-class GuardLimits:
-    """The numbers the guardrails compare against (see ``PolicyHMMStrategyConfig``)."""
-
-    min_conf: float = 0.6
-    max_spread_bp_base: float = 2.0
-    max_spread_vol_k: float = 0.5
-    max_position: float = 0.01
-    cooldown_s: float = 5.0
-    latency_budget_ms: float = 50.0
-    max_drawdown: float = 100.0
-
-    def __post_init__(self) -> None:
-        for name in self.__dataclass_fields__:
-            v = float(getattr(self, name))
-            if not (math.isfinite(v) and v >= 0.0):
-                raise ValueError(f"GuardLimits.{name}: must be finite and >= 0, got {v!r}")
-
-
-@dataclass(frozen=True)
-class GuardInput:
-    """Everything one decision is checked on; ``latency_ms`` is ``None`` when inference failed."""
-
-    ts_ns: int
-    side: str
-    quantity: float
-    position: float
-    confidence: float
-    spread_bp: float
-    realised_vol_bp: float
-    latency_ms: float | None
-    adapting: bool
-    equity: float
-
-
-def max_spread_bp(limits: GuardLimits, realised_vol_bp: float) -> float:
-    """Dynamic SPREAD limit: ``base + k * realised_vol_bp`` (wider in volatile regimes).
-
-    >>> max_spread_bp(GuardLimits(max_spread_bp_base=2.0, max_spread_vol_k=0.5), 4.0)
-    4.0
-    """
-    return limits.max_spread_bp_base + limits.max_spread_vol_k * max(realised_vol_bp, 0.0)
-
-
 class Guardrails:
     """Checks a :class:`GuardInput` against :class:`GuardLimits`; counts every verdict by reason.
 
-    The equity peak is stored beside the kill switch (``<kill switch stem>.peak.json``).
+    The equity peak and baseline are stored beside the kill switch
+    (``<kill switch stem>.peak.json``, :class:`node.killswitch.PeakStore`).
     A DD breach trips the kill switch, so trading stays off after a restart.
     """
 
@@ -109,43 +60,24 @@ class Guardrails:
     def stop(self) -> None:
         self.kill.stop()
 
-    def _check(self, g: GuardInput) -> Verdict:
-        lim = self.limits
-        if self.kill.tripped:
-            return Verdict(False, "KILL", self.kill.reason)
-        if g.latency_ms is None:
-            return Verdict(False, "LATENCY", "inference failed or timed out")
-        if g.latency_ms > lim.latency_budget_ms:
-            return Verdict(False, "LATENCY", f"{g.latency_ms:.2f} ms > {lim.latency_budget_ms}")
-        if g.adapting:
-            return Verdict(False, "DRIFT", "model adapting")
-        if g.confidence < lim.min_conf:
-            return Verdict(False, "CONF", f"{g.confidence:.3f} < {lim.min_conf}")
-        limit = max_spread_bp(lim, g.realised_vol_bp)
-        if g.spread_bp > limit:
-            return Verdict(False, "SPREAD", f"{g.spread_bp:.3f} bp > {limit:.3f}")
-        peak = self.peak.update(g.equity)
-        if peak - g.equity > lim.max_drawdown:
-            self.kill.trip("DD")
-            return Verdict(False, "DD", f"drawdown {peak - g.equity:.2f} > {lim.max_drawdown}")
-        signed = g.quantity if g.side == "buy" else -g.quantity
-        if abs(g.position + signed) > lim.max_position + 1e-12:
-            return Verdict(False, "POS", f"{g.position} + {signed} beyond {lim.max_position}")
-        if self.last_order_ns is not None and g.ts_ns - self.last_order_ns < lim.cooldown_s * 1e9:
-            return Verdict(False, "COOLDOWN", f"{(g.ts_ns - self.last_order_ns) / 1e9:.1f} s")
-        return Verdict(True)
-
     def count(self, reason: str) -> None:
-        """Count a verdict reason decided outside :meth:`check` (e.g. the execution ``VWAP`` skip)."""
+        """Count a verdict reason decided outside :meth:`check` (e.g. by the decision rules)."""
         self.counts[reason] += 1
 
     def check(self, g: GuardInput, count: bool = True) -> Verdict:
         """The first guardrail that blocks (in :data:`~node.run_dir.GUARD_REASONS` order), or
-        allowed; counted
-        unless ``count`` is False."""
-        if g.side not in ("buy", "sell"):
-            raise ValueError(f"side: {g.side!r} is not 'buy' or 'sell'")
-        verdict = self._check(g)
+        allowed; counted unless ``count`` is False. A DD block trips the kill switch."""
+        peak = self.peak.update(g.equity)
+        verdict = check_guards(
+            g,
+            self.limits,
+            killed=self.kill.tripped,
+            kill_reason=self.kill.reason,
+            peak=peak,
+            last_order_ns=self.last_order_ns,
+        )
+        if verdict.reason == "DD":
+            self.kill.trip("DD")
         if count:
             self.counts[verdict.reason] += 1
         return verdict

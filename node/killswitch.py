@@ -1,7 +1,9 @@
-"""The persisted kill switch and drawdown peak: their file names, JSON state and writes.
+"""The persisted kill switch, drawdown peak and equity baseline: file names, JSON state, writes.
 
-A restart neither re-enables trading nor forgets the peak: both live on disk in the strategy's
-``state_dir`` (the backtest's RUN_DIR), ``kill_switch.json`` and ``kill_switch.peak.json``.
+A restart neither re-enables trading nor forgets the peak nor moves the equity DD watches: they
+live on disk in the strategy's ``state_dir`` (the backtest's RUN_DIR), ``kill_switch.json`` and
+``kill_switch.peak.json`` (the peak with the equity baseline: the spot base inventory the
+strategy found at its first start, its price and the quote balance then).
 After a crash (a run marker left behind) the node starts disabled until a person calls
 :meth:`KillSwitch.reset` (``nhmm killswitch reset``). Every write replaces the file atomically,
 so a reader (the node, or ``nhmm killswitch`` beside it) never sees half a file.
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from node._json import read_json_object
+from training.errors import BadInputError
 from training.io import atomic_write_json
 
 __all__ = [
@@ -126,14 +129,58 @@ class KillSwitch:
 
 
 class PeakStore:
-    """The equity peak for DD, persisted at ``path`` so a restart keeps it."""
+    """The equity peak for DD and the equity baseline, persisted at ``path`` so a restart keeps
+    both (``{"peak", "ts", "baseline": {"base", "price", "quote"}}``).
+
+    The baseline is the spot base inventory the strategy found at its first start (with its
+    price and the quote balance then): equity counts only base bought or sold since, so a restart
+    with an open position neither trips DD (long) nor inflates the peak (short).
+
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "kill_switch.peak.json"
+    >>> store = PeakStore(path)
+    >>> store.set_baseline(1.0, 60_000.0, 100_000.0)
+    {'base': 1.0, 'price': 60000.0, 'quote': 100000.0}
+    >>> PeakStore(path).baseline["base"], PeakStore(path).update(5.0), PeakStore(path).peak
+    (1.0, 5.0, 5.0)
+    >>> PeakStore(path).baseline["quote"]  # a new peak keeps the baseline
+    100000.0
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.peak: float | None = None
+        self.baseline: dict[str, float] | None = None
         if self.path.exists():
-            value = read_json_object(self.path).get("peak")
+            state = read_json_object(self.path)
+            value = state.get("peak")
             self.peak = None if value is None else float(value)
+            base = state.get("baseline")
+            if base is not None:
+                try:
+                    self.baseline = {k: float(base[k]) for k in ("base", "price", "quote")}
+                except (KeyError, TypeError, ValueError) as exc:
+                    raise BadInputError(
+                        f"{self.path}: baseline needs numbers base, price, quote ({exc})",
+                        field="baseline",
+                    ) from exc
+
+    def _write(self, fsync: bool) -> None:
+        state: dict[str, Any] = {"peak": self.peak, "ts": time.time()}
+        if self.baseline is not None:
+            state["baseline"] = self.baseline
+        atomic_write_json(self.path, state, indent=None, fsync=fsync)
+
+    def set_baseline(self, base: float, price: float, quote: float) -> dict[str, float]:
+        """Store the equity baseline once (the first start); later calls return the stored one."""
+        if self.baseline is None:
+            values = {"base": float(base), "price": float(price), "quote": float(quote)}
+            for k, v in values.items():
+                if not math.isfinite(v):
+                    raise ValueError(f"baseline {k}: not finite ({v!r})")
+            self.baseline = values
+            self._write(fsync=True)
+        return self.baseline
 
     def update(self, equity: float) -> float:
         """Raise the peak to ``equity`` if higher (persisting it); return the peak."""
@@ -141,8 +188,5 @@ class PeakStore:
             raise ValueError(f"equity: not finite ({equity!r})")
         if self.peak is None or equity > self.peak:
             self.peak = equity
-            # a new peak can come every sample: replaced atomically, not flushed each time
-            atomic_write_json(
-                self.path, {"peak": equity, "ts": time.time()}, indent=None, fsync=False
-            )
+            self._write(fsync=False)  # a new peak can come every sample: atomic, not flushed
         return self.peak

@@ -12,10 +12,14 @@ the reader :func:`load_run`. :mod:`node.backtest` writes through :func:`write_ro
 - ``entries.parquet`` / ``blocks.parquet``: feature vectors at entries and at every block;
 - ``exits.parquet``: every exit quote (ts, reason, side, price, quantity, requote);
 - ``shadow.parquet``: every shadow decision (with ``--shadow``);
+- ``truth.parquet`` (:data:`TRUTH_SCHEMA`, optional): the ground-truth regime at each timeline
+  sample, where the catalog has labels (synthetic markets);
 - ``guardrails.json``: verdict counts by reason code (:data:`REASON_CODES` and ``OK``);
 - ``config.json``: strategy config, venue options, instrument facts, model refs;
-- ``adaptation.json``: per day, the drift monitor's report and a ``partial_fit`` of the day;
-- ``summary.json``: net PnL after fees, Sharpe, drawdown, trades, turnover, speed;
+- ``adaptation.json``: per day, the drift monitor's report, its scores per minute and a
+  ``partial_fit`` of the day;
+- ``summary.json``: net PnL after fees, Sharpe, drawdown, trades, round trips with their gross
+  edge and costs, ``in_sample`` (the model was fitted on a backtested day), turnover, speed;
 - ``kill_switch.json`` / ``kill_switch.peak.json``: the strategy's state (:mod:`node.killswitch`);
 - ``acceptance.json`` and ``report.html``: written later by ``nhmm acceptance`` / ``report``.
 """
@@ -33,10 +37,13 @@ import numpy as np
 import pyarrow as pa
 
 from node._json import read_json_object
-from node.execution import VWAP_SKIP
 from training.errors import BadInputError
 from training.io import atomic_path
 from training.io import atomic_write_json
+from training.simulation.rules import ALLOWED
+from training.simulation.rules import GUARD_REASONS
+from training.simulation.rules import NO_TRADE
+from training.simulation.rules import REASON_CODES
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -68,6 +75,8 @@ __all__ = [
     "SUMMARY",
     "TIMELINE",
     "TIMELINE_SCHEMA",
+    "TRUTH",
+    "TRUTH_SCHEMA",
     "RunData",
     "RunDirError",
     "load_run",
@@ -86,6 +95,7 @@ ENTRIES = "entries.parquet"
 BLOCKS = "blocks.parquet"
 EXITS = "exits.parquet"
 SHADOW = "shadow.parquet"
+TRUTH = "truth.parquet"
 FILLS = "fills.parquet"
 POSITIONS = "positions.parquet"
 ACCOUNT = "account.parquet"
@@ -96,17 +106,11 @@ SUMMARY = "summary.json"
 ACCEPTANCE = "acceptance.json"
 REPORT = "report.html"
 
-# -- reason codes
+# -- reason codes: GUARD_REASONS (KILL LATENCY DRIFT CONF SPREAD DD POS COOLDOWN, the order the
+# rules check them), REASON_CODES (those and the execution skips VWAP, PRICE), ALLOWED ("OK"),
+# NO_TRADE ("FLAT"): defined by the decision rules (training.simulation.rules), part of this
+# contract.
 
-#: Guardrail block reasons, in the order :class:`node.guardrails.Guardrails` checks them.
-GUARD_REASONS: tuple[str, ...] = ("KILL", "LATENCY", "DRIFT", "CONF", "SPREAD", "DD", "POS",
-                                  "COOLDOWN")  # fmt: skip
-#: Every block reason a run counts: the guardrails' and the execution's VWAP skip.
-REASON_CODES: tuple[str, ...] = (*GUARD_REASONS, VWAP_SKIP)
-#: The verdict of an allowed entry.
-ALLOWED = "OK"
-#: The verdict of a sample where no trade was wanted (not a block).
-NO_TRADE = "FLAT"
 #: Timeline verdicts that are not blocks.
 NON_BLOCK_VERDICTS: tuple[str, ...] = (ALLOWED, NO_TRADE)
 
@@ -143,13 +147,15 @@ ENTRY_SCHEMA = _schema(
 )
 BLOCK_SCHEMA = _schema("ts:int64 reason:string side:string features:vector")
 EXIT_SCHEMA = _schema(
-    "ts:int64 reason:string side:string price:float64 quantity:float64 requote:bool"
+    "ts:int64 reason:string side:string price:float64 quantity:float64 requote:bool aggressive:bool"
 )
 #: One row per shadow version per sample.
 SHADOW_SCHEMA = _schema(
     "ts:int64 day:string version:string state:int32 confidence:float64 action:string "
     "status:string agrees_with_live:bool"
 )
+#: Ground-truth regime per timeline sample (synthetic markets only).
+TRUTH_SCHEMA = _schema("ts:int64 regime:int32")
 _ROW_SCHEMAS = {ENTRIES: ENTRY_SCHEMA, BLOCKS: BLOCK_SCHEMA, EXITS: EXIT_SCHEMA}
 
 #: Columns :func:`load_run` requires; the others may be absent (the checks then say so).
@@ -217,6 +223,7 @@ class RunData:
     config: dict[str, Any] | None
     adaptation: dict[str, Any] | None
     summary: dict[str, Any] | None
+    truth: pa.Table | None = None
     memo: dict[tuple[Any, ...], Any] = field(default_factory=dict, repr=False)
 
     @cached_property
@@ -306,6 +313,8 @@ def load_run(run_dir: str | Path) -> RunData:
         df = _read_parquet(root / name).to_pandas()
         if "ts" in df.columns:
             df["day"] = _day_of(df["ts"].to_numpy(dtype=np.int64), tl_ts, days)
+        elif "ts_event" in df.columns:  # Nautilus fills: "YYYY-MM-DD hh:mm:ss...+00:00"
+            df["day"] = df["ts_event"].astype(str).str[:10]
         frames[name] = df
     return RunData(
         root=root,
@@ -318,4 +327,17 @@ def load_run(run_dir: str | Path) -> RunData:
         config=read_run_json(root / CONFIG),
         adaptation=read_run_json(root / ADAPTATION),
         summary=read_run_json(root / SUMMARY),
+        truth=_read_truth(root / TRUTH),
     )
+
+
+def _read_truth(path: Path) -> pa.Table | None:
+    """``truth.parquet`` if present (it is optional)."""
+    import pyarrow.parquet as pq
+
+    if not path.is_file():
+        return None
+    try:
+        return pq.read_table(path)
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise RunDirError(f"{path}: not a readable Parquet file ({exc})") from exc

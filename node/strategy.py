@@ -1,4 +1,14 @@
-"""``PolicyHMMStrategy``: FEATURES_V1 online -> forward-filtered regime -> policy -> guardrails.
+"""``PolicyHMMStrategy``: FEATURES_V1 online -> forward-filtered regime -> policy -> decision rules.
+
+What to do on a sample is decided by the pure decision rules
+(:func:`training.simulation.rules.decide`, which the trade simulator replays); this class feeds
+them the Nautilus state (position, equity, kill switch, working orders) and executes the decision
+with orders. At most one entry works at a time; it is cancelled when it has not filled within
+``entry_ttl_s``, when the signal turns flat or opposite, when KILL or DD trips, or when an exit
+starts. Risk runs on every sample, ready or not: while the features warm up (after a restart or
+a gap) or the book is withdrawn, the rules still see the position, the kill switch and DD
+(``Answer.not_ready``), so a position is closed and a resting entry cancelled whatever the
+feature engine's state; only entries wait for ready features.
 
 Each ready feature sample goes to the model client (in process or Serve, the strategy does not
 know which) with the previous filtered log posterior (kept here, reset at every feature
@@ -9,16 +19,19 @@ by reason with its feature vector, every entry keeps its feature vector.
 
 An open position is held for ``hold_s`` (the label horizon the model was trained to predict),
 extended by confident same-side signals (optionally cut short by an opposite signal or a stop
-loss), and then closed by a passive post-only order at the touch,
-re-quoted until filled (:meth:`PolicyHMMStrategy._work_exit`). Exits reduce risk, so CONF,
-COOLDOWN, SPREAD, VWAP, LATENCY and DRIFT never hold them back; KILL flattens (the kill switch
-stops entries and closes what is open). While an exit works, no entry is made.
+loss). HOLD and SIGNAL exits rest as a passive post-only order at the touch, re-quoted until
+filled (:meth:`PolicyHMMStrategy._work_exit`), and cross after ``exit_cross_s``; KILL and STOP
+exits cross at once (:meth:`PolicyHMMStrategy._cross_exit`: an IOC limit ``max_slippage_bps``
+through the opposite touch, walking the book, re-sent each sample until flat). Exits reduce risk,
+so CONF, COOLDOWN, SPREAD, VWAP, LATENCY and DRIFT never hold them back; KILL flattens (the kill
+switch stops entries and closes what is open). While an exit works, no entry is made.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
+import math
 from decimal import Decimal
 from typing import TYPE_CHECKING
 from typing import Any
@@ -27,26 +40,30 @@ from nautilus_trader.model.data import OrderBookDeltas
 from nautilus_trader.model.data import TradeTick
 from nautilus_trader.model.enums import BookType
 from nautilus_trader.model.enums import OrderSide
+from nautilus_trader.model.enums import OrderStatus
 from nautilus_trader.model.enums import TimeInForce
 from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.trading.strategy import Strategy
 
 from node.config import PolicyHMMStrategyConfig
 from node.config import label_horizon_s
-from node.execution import HoldTimer
-from node.execution import exit_reason
-from node.execution import limit_price
-from node.execution import plan_order
+from node.config import rule_config
 from node.feature_actor import NautilusFeatureFeed
-from node.guardrails import GuardInput
 from node.guardrails import GuardLimits
 from node.guardrails import Guardrails
-from node.guardrails import Verdict
 from node.killswitch import kill_switch_path
-from node.run_dir import ALLOWED
-from node.run_dir import NO_TRADE
 from serving.client import InProcessModelClient
 from serving.client import ModelClient
+from training.simulation.execution import HoldTimer
+from training.simulation.execution import cross_price
+from training.simulation.execution import limit_price
+from training.simulation.execution import requote_due
+from training.simulation.rules import Answer
+from training.simulation.rules import Decision
+from training.simulation.rules import Market
+from training.simulation.rules import RuleConfig
+from training.simulation.rules import RuleState
+from training.simulation.rules import decide
 
 if TYPE_CHECKING:
     from node.ensemble_policy import ShadowPolicy
@@ -115,13 +132,18 @@ class PolicyHMMStrategy(Strategy):
         self.model_versions: set[str] = set()
         self.status_counts: dict[str, int] = {"ok": 0, "timeout": 0, "error": 0}
         self.instrument = None
-        self.base0: float | None = None  # spot base balance at the first sample
+        self.base0: float | None = None  # spot base balance at the baseline (persisted)
         self.hold_s = self._hold_seconds(config, model)
         self.hold = HoldTimer(self.hold_s)
         self.exits: list[dict[str, Any]] = []
         self._exit_reason: str | None = None
         self._exit_order: Any = None  # the working exit order (a Nautilus Order)
         self._exit_quote_ns = 0
+        self._exit_ns: int | None = None  # when the working exit reason started
+        self._priced: Any = None  # the last sample with a usable book
+        self._entry_order: Any = None  # the resting entry order (cancelled after entry_ttl_s)
+        self._entry_ns = 0
+        self.rules: RuleConfig | None = None
 
     @staticmethod
     def _hold_seconds(config: PolicyHMMStrategyConfig, model: Any) -> float:
@@ -139,6 +161,7 @@ class PolicyHMMStrategy(Strategy):
         if self.instrument is None:
             raise RuntimeError(f"instrument_id: {self.instrument_id} not in the cache")
         self.guards.start()
+        self.rules = rule_config(self.cfg, self.instrument, self.hold_s)
         self.subscribe_order_book_deltas(self.instrument_id, BookType.L2_MBP, managed=False)
         self.subscribe_trade_ticks(self.instrument_id)
 
@@ -155,14 +178,27 @@ class PolicyHMMStrategy(Strategy):
     # -- state
 
     def position(self) -> float:
+        """The strategy's position: (spot, once the baseline is known) the base balance minus
+        the baseline inventory, so a position left open by a stopped node is still seen after a
+        restart (Nautilus starts its own positions from zero); else Nautilus's net position."""
+        if self.base0 is not None:
+            account = self.portfolio.account(self.instrument_id.venue)
+            money = (
+                None if account is None else account.balance_total(self.instrument.base_currency)
+            )
+            if money is not None:
+                return round(money.as_double() - self.base0, self.instrument.size_precision)
         return float(self.portfolio.net_position(self.instrument_id) or Decimal(0))
 
     def equity(self, mid: float) -> float:
         """The strategy's equity at ``mid``: quote balance, plus (spot) the base balance bought
-        or sold since the first sample, or (perp) the open positions' unrealised PnL.
+        or sold since the baseline, or (perp) the open positions' unrealised PnL.
 
         A spot account's starting base inventory is left out: its price drift is not the
-        strategy's doing, and DD (which watches this number) must not stop on it.
+        strategy's doing, and DD (which watches this number) must not stop on it. The baseline
+        (that inventory, its price, the quote balance) is taken at the first sample ever and
+        persisted with the peak (:class:`node.killswitch.PeakStore`): a restart with an open
+        position values it as before the stop, so DD does not move.
         """
         account = self.portfolio.account(self.instrument_id.venue)
         if account is None:
@@ -175,7 +211,7 @@ class PolicyHMMStrategy(Strategy):
             money = account.balance_total(base_ccy)
             base = money.as_double() if money is not None else 0.0
             if self.base0 is None:
-                self.base0 = base
+                self.base0 = self.guards.peak.set_baseline(base, mid, value)["base"]
             value += (base - self.base0) * mid
         else:
             for pos in self.cache.positions_open(instrument_id=self.instrument_id):
@@ -197,7 +233,9 @@ class PolicyHMMStrategy(Strategy):
             if self.shadow is not None:
                 self.shadow.reset()
         if not (s.ready and s.book_ok):
+            self._risk_only(s)
             return
+        self._priced = s
         z = s.z
         cr = self.model.infer(z, self.log_posterior, self.schema.version)
         self.status_counts[cr.status] += 1
@@ -212,70 +250,30 @@ class PolicyHMMStrategy(Strategy):
             modelled = self.cfg.modelled_latency_ms
             latency_ms = cr.latency_ms if modelled is None else float(modelled)
         equity = self.equity(s.mid)
-        self.guards.observe(equity)
         position = self.position()
         action = result.action if result is not None else "flat"
         adapting = bool(result.adapting) if result is not None else False
-        confident = result is not None and float(result.confidence) >= self.cfg.min_conf
-        exiting = self._manage_exit(s, position, action, confident)
-        wanted = action
-        if exiting or (position > 0 and action == "sell") or (position < 0 and action == "buy"):
-            wanted = "flat"  # closing: the exit handles it, no entry
+        answer = Answer(
+            action,
+            float(result.confidence) if result is not None else 0.0,
+            adapting,
+            latency_ms,
+            answered=result is not None,
+        )
+        market = Market(s.ts_ns, s.mid, s.spread_bp, s.realised_vol_bp, s.microprice, s.vwap,
+                         s.best_bid, s.best_ask)  # fmt: skip
+        d = decide(market, answer, self._rule_state(position, equity), self.rules)
+        self._apply(d, s, position, action)
         if action != "flat":
             self.decisions += 1  # the model asked to trade (an exit may take it over)
-        qty = 0.0
-        plan = None
-        if wanted == "flat":
-            verdict = Verdict(False, NO_TRADE)
-            if not cr.ok:
-                verdict = self.guards.check(
-                    GuardInput(s.ts_ns, "buy", 0.0, position, 0.0, s.spread_bp,
-                               s.realised_vol_bp, None, adapting, equity)
-                )  # fmt: skip
-        else:
-            assert result is not None
-            inst = self.instrument
-            plan = plan_order(
-                action,
-                s.microprice,
-                s.vwap,
-                s.best_bid,
-                s.best_ask,
-                anchor_bps=self.cfg.vwap_anchor_bps,
-                tick=float(inst.price_increment),
-                min_notional=float(inst.min_notional) if inst.min_notional is not None else 0.0,
-                multiple=self.cfg.notional_multiple,
-                size_increment=float(inst.size_increment),
-                min_quantity=float(inst.min_quantity) if inst.min_quantity is not None else 0.0,
-                vwap_mode=self.cfg.vwap_mode,
-            )
-            qty = plan.quantity
-            verdict = self.guards.check(
-                GuardInput(
-                    s.ts_ns,
-                    action,
-                    qty,
-                    position,
-                    float(result.confidence),
-                    s.spread_bp,
-                    s.realised_vol_bp,
-                    latency_ms,
-                    adapting,
-                    equity,
-                ),
-                count=False,
-            )
-            if verdict.allowed and plan.skip is not None:
-                verdict = Verdict(False, plan.skip)
-            self.guards.count(verdict.reason)
-        if not verdict.allowed and verdict.reason != NO_TRADE:
+        if d.blocked:
             self.blocks.append(
-                {"ts": s.ts_ns, "reason": verdict.reason, "side": action, "features": z.tolist()}
+                {"ts": s.ts_ns, "reason": d.verdict, "side": action, "features": z.tolist()}
             )
             if self.cfg.log_decisions:
-                self.log.info(f"BLOCK {verdict.reason} {action} {verdict.detail} x={z.round(3)}")
-        elif verdict.allowed and plan is not None:
-            self._enter(s, plan)
+                self.log.info(f"BLOCK {d.verdict} {action} {d.detail} x={z.round(3)}")
+        elif d.entry is not None:
+            self._enter(s, d.entry)
         day = self._day_of(s.ts_ns)
         self.timeline.append(
             {
@@ -286,7 +284,7 @@ class PolicyHMMStrategy(Strategy):
                 "confidence": -1.0 if result is None else result.confidence,
                 "action": action,
                 "score": 0.0 if result is None else result.score,
-                "verdict": ALLOWED if verdict.allowed else verdict.reason,
+                "verdict": d.verdict,
                 "status": cr.status,
                 "latency_ms": cr.latency_ms,
                 "loglik": None if result is None else result.loglik,
@@ -301,78 +299,158 @@ class PolicyHMMStrategy(Strategy):
         if self.shadow is not None:
             self.shadow.observe(s.ts_ns, day, z, s.mid, action)
 
+    def _risk_only(self, s: Any) -> None:
+        """A sample whose features are not ready: the rules see the position, the kill switch
+        and DD (no model answer, no entry, nothing counted) and their exits and cancels run.
+        A sample without a usable book (crossed or empty after a gap) is priced at the last
+        sample that had one: an aggressive exit then still goes out, capped from that touch,
+        and is re-sent at the next sample if the market has moved beyond the cap."""
+        if s.book_ok and s.best_bid > 0 and math.isfinite(s.best_ask):
+            self._priced = s
+        elif self._priced is None:
+            return  # no book seen yet: nothing can be priced
+        else:
+            s = self._priced._replace(ts_ns=s.ts_ns)
+        equity = self.equity(s.mid)  # takes the baseline at the first sample ever
+        position = self.position()
+        market = Market(s.ts_ns, s.mid, s.spread_bp, s.realised_vol_bp, s.microprice, s.vwap,
+                        s.best_bid, s.best_ask)  # fmt: skip
+        d = decide(market, Answer.not_ready(), self._rule_state(position, equity), self.rules)
+        self._apply(d, s, position, "flat")
+
+    # -- the rules' state in, their decision out
+
+    def _live(self, order: Any) -> Any:
+        """The cache's current view of one of our orders (``None`` stays ``None``)."""
+        return None if order is None else (self.cache.order(order.client_order_id) or order)
+
+    def _rule_state(self, position: float, equity: float) -> RuleState:
+        """The decision rules' view of this strategy: position, equity and its stored peak, the
+        kill switch, the cooldown clock, the holding deadline, the working exit and entry."""
+        kill = self.guards.kill
+        tripped = kill.tripped
+        entry_ns = entry_side = None
+        order = self._live(self._entry_order)
+        if order is not None and not order.is_closed:  # working, or on its way (one at a time)
+            entry_ns = self._entry_ns
+            entry_side = "buy" if order.side == OrderSide.BUY else "sell"
+        return RuleState(
+            position=position,
+            avg_px=self._avg_px(),
+            equity=equity,
+            peak=self.guards.peak.peak,
+            killed=tripped,
+            kill_reason=kill.reason if tripped else "",
+            last_order_ns=self.guards.last_order_ns,
+            hold_until_ns=self.hold.until_ns,
+            exit_reason=self._exit_reason,
+            entry_ns=entry_ns,
+            entry_side=entry_side,
+            exit_ns=self._exit_ns,
+        )
+
+    def _apply(self, d: Decision, s: Any, position: float, action: str) -> None:
+        """Carry out the decision's state changes and exit orders (the entry is :meth:`_enter`)."""
+        self.guards.peak.update(d.peak)
+        if d.trip is not None and not self.guards.kill.tripped:
+            self.guards.kill.trip(d.trip)
+        self.hold.until_ns = d.hold_until_ns
+        if d.counted:
+            self.guards.count(d.verdict)
+        if d.cancel_entry:
+            self._cancel(self._live(self._entry_order))
+        if position == 0.0:
+            self._exit_reason, self._exit_order, self._exit_ns = None, None, None
+            return
+        if d.cancel_exit:
+            self._cancel(self._live(self._exit_order))
+            self._exit_reason, self._exit_order = None, None
+        self._exit_reason, self._exit_ns = d.exit_reason, d.exit_ns
+        if d.exit_reason is None:
+            return
+        if d.aggressive:
+            self._cross_exit(s, position)
+        else:
+            self._work_exit(s, position)
+
+    def _cancel(self, order: Any) -> None:
+        """Cancel ``order`` unless it is gone or its cancel is already on the way."""
+        if order is None or order.is_closed or order.status == OrderStatus.PENDING_CANCEL:
+            return
+        if order.status in (OrderStatus.INITIALIZED, OrderStatus.DENIED):
+            return
+        self.cancel_order(order)
+
     # -- exits
 
     def _avg_px(self) -> float | None:
         positions = self.cache.positions_open(instrument_id=self.instrument_id)
         return float(positions[0].avg_px_open) if positions else None
 
-    def _manage_exit(self, s: Any, position: float, action: str, confident: bool) -> bool:
-        """Start, extend away, or keep working the exit of the open position; True while an
-        exit works. A ``confident`` (>= ``min_conf``) same-side signal extends the hold and
-        cancels a HOLD/SIGNAL exit; an opposite signal exits (with ``signal_exit``); KILL and
-        STOP exits run until flat."""
-        extended = self.hold.update(position, action if confident else "flat", s.ts_ns)
-        if position == 0.0:
-            self._exit_reason, self._exit_order = None, None
-            return False
-        if extended and self._exit_reason in ("HOLD", "SIGNAL"):
-            self.cancel_all_orders(self.instrument_id)
-            self._exit_reason, self._exit_order = None, None
-        reason = exit_reason(
-            position,
-            action if self.cfg.signal_exit else "flat",
-            s.ts_ns,
-            self.hold.until_ns,
-            s.mid,
-            self._avg_px(),
-            self.cfg.stop_loss_bps,
-            self.guards.kill.tripped,
-        )
-        if reason is not None and reason != self._exit_reason:
-            sticky = self._exit_reason in ("KILL", "STOP")
-            if self._exit_reason is None or (reason in ("KILL", "STOP") and not sticky):
-                self._exit_reason = reason
-        if self._exit_reason is None:
-            return False
-        self._work_exit(s, position)
-        return True
+    def _cross_exit(self, s: Any, position: float) -> None:
+        """Close ``position`` now with an IOC limit ``max_slippage_bps`` through the opposite
+        touch (it walks the book up to that price; what it leaves is re-sent at the next
+        sample), every resting order of ours cancelled. Waits while an IOC is on its way."""
+        order = self._live(self._exit_order)
+        if order is not None and not order.is_closed and order.time_in_force == TimeInForce.IOC:
+            return
+        side = "sell" if position > 0 else "buy"
+        price = cross_price(side, s.best_bid, s.best_ask, float(self.instrument.price_increment),
+                            self.cfg.max_slippage_bps)  # fmt: skip
+        self._send_exit(s, side, price, position, requote=order is not None, aggressive=True)
 
     def _work_exit(self, s: Any, position: float) -> None:
         """Keep one passive post-only order closing ``position`` at the touch; re-quote it when
         the touch moved (at most every ``exit_requote_s``) or when it is gone (filled in part,
-        rejected for crossing, cancelled)."""
-        inst = self.instrument
+        rejected for crossing, cancelled): :func:`~training.simulation.execution.requote_due`."""
         side = "sell" if position > 0 else "buy"
-        tick = float(inst.price_increment)
+        tick = float(self.instrument.price_increment)
         price = limit_price(side, s.microprice, s.best_bid, s.best_ask, tick)
+        order = self._live(self._exit_order)
+        ioc = order is not None and order.time_in_force == TimeInForce.IOC
+        if order is not None and (order.is_inflight or (ioc and not order.is_closed)):
+            return
+        is_open = order is not None and order.is_open
+        if not requote_due(
+            float(order.price) if is_open else None,
+            float(order.leaves_qty) if is_open else None,
+            price,
+            float(self.instrument.make_qty(abs(position))),
+            s.ts_ns,
+            self._exit_quote_ns,
+            self.cfg.exit_requote_s,
+        ):
+            return
+        self._send_exit(s, side, price, position, requote=order is not None, aggressive=False)
+
+    def _send_exit(self, s: Any, side: str, price: float, position: float, *, requote: bool,
+                   aggressive: bool) -> None:  # fmt: skip
+        """Record the exit and (trading) replace every order of ours with it: an IOC limit
+        (``aggressive``) or a post-only GTC limit at ``price`` for the whole ``position``."""
+        inst = self.instrument
         qty = inst.make_qty(abs(position))
-        order = None
-        if self._exit_order is not None:
-            order = self.cache.order(self._exit_order.client_order_id) or self._exit_order
-        if order is not None:
-            if order.is_inflight:
-                return
-            if order.is_open:
-                same = float(order.price) == price and order.leaves_qty == qty
-                if same or s.ts_ns - self._exit_quote_ns < self.cfg.exit_requote_s * 1e9:
-                    return
         self.exits.append(
             {"ts": s.ts_ns, "reason": self._exit_reason, "side": side, "price": price,
-             "quantity": float(qty), "requote": order is not None}
+             "quantity": float(qty), "requote": requote, "aggressive": aggressive}
         )  # fmt: skip
         if self.cfg.log_decisions:
-            self.log.info(f"EXIT {self._exit_reason} {side} {qty}@{price}")
+            self.log.info(f"EXIT {self._exit_reason} {side} {qty}@{price} "
+                          f"{'IOC' if aggressive else 'passive'}")  # fmt: skip
         if not self.cfg.trading_enabled or qty.as_double() <= 0:
             return
-        self.cancel_all_orders(self.instrument_id)
+        iid = self.instrument_id
+        for working in (*self.cache.orders_open(instrument_id=iid),
+                        *self.cache.orders_inflight(instrument_id=iid)):  # fmt: skip
+            self._cancel(working)
+        self._entry_order = None
         new = self.order_factory.limit(
             instrument_id=self.instrument_id,
             order_side=OrderSide.BUY if side == "buy" else OrderSide.SELL,
             quantity=qty,
             price=inst.make_price(price),
-            time_in_force=TimeInForce.GTC,
-            post_only=self.cfg.post_only,
+            time_in_force=TimeInForce.IOC if aggressive else TimeInForce.GTC,
+            post_only=False if aggressive else self.cfg.post_only,
+            reduce_only=aggressive and self.cfg.market != "spot",
         )
         self.submit_order(new)
         self._exit_order, self._exit_quote_ns = new, s.ts_ns
@@ -398,6 +476,7 @@ class PolicyHMMStrategy(Strategy):
         if not self.cfg.trading_enabled:
             return
         self.cancel_all_orders(self.instrument_id)
+        self._entry_order = None
         order = self.order_factory.limit(
             instrument_id=self.instrument_id,
             order_side=OrderSide.BUY if plan.side == "buy" else OrderSide.SELL,
@@ -407,4 +486,5 @@ class PolicyHMMStrategy(Strategy):
             post_only=self.cfg.post_only,
         )
         self.submit_order(order)
+        self._entry_order, self._entry_ns = order, s.ts_ns
         self.orders_submitted += 1

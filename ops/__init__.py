@@ -1,5 +1,7 @@
 """Operations: acceptance checks on a RUN_DIR (:mod:`~ops.acceptance`), the HTML report, the
-person's side of the kill switch, the ``nhmm`` commands for them (:mod:`~ops.cli`) and the demo.
+person's side of the kill switch, daily Parquet rollups (:mod:`~ops.rollup`), Prometheus config
+and alert rules (:mod:`~ops.prometheus`), Grafana dashboards (:mod:`~ops.grafana`), the ``nhmm``
+commands for them (:mod:`~ops.cli`), the runbook and the demo.
 
 Import the modules themselves: the package exports nothing, so importing one stays light.
 """

@@ -1,21 +1,27 @@
-"""``nhmm acceptance``, ``nhmm report`` and ``nhmm killswitch``: the ops commands.
+"""``nhmm acceptance``, ``report``, ``killswitch`` and ``rollup``: the ops commands.
 
 Thin and light at import (``nhmm --help`` loads it): the work is in :mod:`ops.acceptance`,
-:mod:`ops.report` and :mod:`ops.killswitch`, imported inside the commands. An unreadable
-RUN_DIR is a :class:`node.run_dir.RunDirError` (an ``NhmmError``): one line, exit 2.
+:mod:`ops.report`, :mod:`ops.killswitch` and :mod:`ops.rollup`, imported inside the commands.
+An unreadable RUN_DIR is a :class:`node.run_dir.RunDirError` (an ``NhmmError``): one line,
+exit 2.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from ops.acceptance.config import AcceptanceConfig
 from training.errors import BadInputError
 
-__all__ = ["acceptance", "killswitch", "report"]
+if TYPE_CHECKING:
+    import datetime
+
+__all__ = ["acceptance", "killswitch", "report", "rollup"]
 
 _RUN_DIR = click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
 
@@ -129,3 +135,29 @@ def reset(state_dir: Path, yes: bool, clear_peak: bool) -> None:
     ks.reset(state_dir, clear_peak)
     for item in cleared:
         click.echo(f"cleared: {item}")
+
+
+@click.command("rollup")
+@click.option("--date", "day", required=True, type=click.DateTime(["%Y-%m-%d"]),
+              help="The UTC day to roll up (YYYY-MM-DD).")  # fmt: skip
+@click.option("--run", "runs", multiple=True, type=click.Path(exists=True, file_okay=False),
+              help="A RUN_DIR (repeatable).")  # fmt: skip
+@click.option("--state-dir", type=click.Path(exists=True, file_okay=False),
+              help="Roll up every RUN_DIR in this directory (two levels down).")  # fmt: skip
+@click.option("--to", "to", required=True, metavar="s3://BUCKET/PREFIX | PATH",
+              help="Destination root (S3 endpoint and keys from the environment).")  # fmt: skip
+def rollup(day: datetime.datetime, runs: tuple[str, ...], state_dir: str | None, to: str) -> None:
+    """Write one UTC day of runs (timeline, decisions, orders, fills, guardrail counts) as
+    Hive-partitioned Parquet (symbol=/date=); re-running replaces that day's partitions."""
+    from tqdm import tqdm
+
+    from ops import rollup as ru
+
+    if bool(runs) == bool(state_dir):
+        raise click.UsageError("give --run RUN_DIR (repeatable) or --state-dir DIR, not both")
+    found = list(runs) if runs else ru.find_runs(state_dir)
+    with tqdm(unit="step", desc=f"rollup {day.date()}", file=sys.stderr) as bar:
+        manifests = ru.rollup(day.date(), found, to, progress=lambda _step: bar.update())
+    for m in manifests:
+        rows = ", ".join(f"{name} {t['rows']}" for name, t in m["tables"].items())
+        click.echo(f"{m['symbol']} {m['date']}: {rows} -> {to}")

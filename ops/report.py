@@ -101,6 +101,61 @@ def _posterior_matrix(column: pa.ChunkedArray, rows: np.ndarray, k: int) -> np.n
     return out
 
 
+def _truth_rows(run: RunData, ts: np.ndarray) -> np.ndarray | None:
+    """The ground-truth regime at ``ts`` (from ``truth.parquet``), or ``None`` without one."""
+    if run.truth is None or run.truth.num_rows == 0:
+        return None
+    t = run.truth.column("ts").to_numpy()
+    r = run.truth.column("regime").to_numpy()
+    i = np.clip(np.searchsorted(t, ts, side="right") - 1, 0, len(t) - 1)
+    return r[i].astype(np.int64)
+
+
+def _drift_figure(run: RunData, time_axis: Any) -> Any:
+    """Max per-feature KL of the backtest's drift monitor each minute (``adaptation.json``
+    ``scores``) against its threshold, adapting minutes shaded; ``None`` without scores."""
+    from matplotlib import dates as mdates
+    from matplotlib.figure import Figure
+
+    ts: list[int] = []
+    kl: list[float] = []
+    adapting: list[bool] = []
+    for entry in (run.adaptation or {}).get("days", []):
+        sc = entry.get("scores") or {}
+        ts += sc.get("ts", [])
+        kl += [np.nan if v is None else float(v) for v in sc.get("max_kl", [])]
+        adapting += [bool(v) for v in sc.get("adapting", [])]
+    if not ts:
+        return None
+    x = mdates.date2num(
+        np.asarray(ts, dtype="datetime64[ns]").astype("datetime64[us]").astype(object)
+    )
+    fig = Figure(figsize=(12, 2.4))
+    ax = fig.subplots()
+    ax.plot(x, kl, color="#9467bd", linewidth=0.9, label="max KL (live || training)")
+    from serving.drift import DriftConfig
+
+    ax.axhline(DriftConfig().kl_threshold, color="grey", linestyle="--", linewidth=0.7,
+               label="KL threshold")  # fmt: skip
+    ax.fill_between(x, 0, 1, where=np.asarray(adapting, dtype=bool), color="#ff7f0e", alpha=0.25,
+                    transform=ax.get_xaxis_transform(), label="adapting")  # fmt: skip
+    ax.legend(loc="upper left", fontsize=8)
+    ax.set_ylabel("drift score")
+    time_axis(ax)
+    return fig
+
+
+def _in_sample_banner(summary: dict[str, Any] | None) -> str:
+    """A red banner when the backtest ran on days the model was trained on."""
+    if not summary or not summary.get("in_sample"):
+        return ""
+    days = ", ".join(html.escape(str(d)) for d in summary.get("in_sample_days", []))
+    return (
+        '<p class="banner">in_sample: true: the model was trained on ' + days + "; every figure "
+        "below is in-sample and says nothing about unseen data.</p>"
+    )
+
+
 def _figures(run: RunData) -> list[tuple[str, str]]:
     """``(title, base64 PNG)`` for every chart."""
     import matplotlib
@@ -142,10 +197,16 @@ def _figures(run: RunData) -> list[tuple[str, str]]:
         edges = np.r_[x, x[-1] + step]
         cmap = ListedColormap([NO_STATE_COLOUR, *colours])
         norm = BoundaryNorm(np.arange(-1.5, k + 0.5), cmap.N)
+        truth = _truth_rows(run, ts[rows])
+        band = (hi - lo + 2 * pad) * 0.15 if truth is not None else 0.0
         ax.pcolormesh(edges, [lo - pad, hi + pad], states[rows][None, :], cmap=cmap, norm=norm,
                       alpha=0.35, shading="flat", rasterized=True)  # fmt: skip
+        if truth is not None:  # the true regime, a band under the filtered one
+            ax.pcolormesh(edges, [lo - pad - band, lo - pad], truth[None, :], cmap=cmap,
+                          norm=norm, alpha=0.8, shading="flat", rasterized=True)  # fmt: skip
+            ax.text(x[0], lo - pad - band / 2, " true regime", fontsize=8, va="center")
         ax.plot(x, mid, color="black", linewidth=0.8)
-        ax.set_ylim(lo - pad, hi + pad)
+        ax.set_ylim(lo - pad - band, hi + pad)
         handles = [matplotlib.patches.Patch(color=c, alpha=0.5, label=f"state {i}")
                    for i, c in enumerate(colours)]  # fmt: skip
         ax.legend(handles=handles, loc="upper left", fontsize=8, ncol=k)
@@ -179,24 +240,11 @@ def _figures(run: RunData) -> list[tuple[str, str]]:
         _time_axis(ax)
     figs.append(("PnL and drawdown", _png(fig)))
 
-    if "drift" in tl.column_names:
-        fig = Figure(figsize=(12, 2.4))
-        ax = fig.subplots()
-        drift = tl.column("drift").take(pa.array(rows)).to_numpy(zero_copy_only=False)
-        ax.plot(x, np.asarray(drift, dtype=np.float64), color="#9467bd", linewidth=0.8)
-        if "adapting" in tl.column_names:
-            adapting = (
-                tl.column("adapting")
-                .take(pa.array(rows))
-                .fill_null(False)
-                .to_numpy(zero_copy_only=False)
-            )
-            ax.fill_between(x, 0, 1, where=adapting.astype(bool), color="#ff7f0e", alpha=0.25,
-                            transform=ax.get_xaxis_transform(), label="adapting")  # fmt: skip
-            ax.legend(loc="upper left", fontsize=8)
-        ax.set_ylabel("drift score")
-        _time_axis(ax)
-        figs.append(("Drift monitor", _png(fig)))
+    fig = _drift_figure(run, _time_axis)
+    if fig is not None:
+        figs.append(
+            ("Drift monitor (the backtest's per-day monitor, scored each minute)", _png(fig))
+        )
 
     # guardrail counts, transition heatmap, state histogram side by side
     fig = Figure(figsize=(12, 3.6))
@@ -306,6 +354,7 @@ tr.pass td:nth-child(3), p.pass { color: #1a7f37; }
 tr.fail td:nth-child(3), p.fail { color: #c62828; }
 tr.fail { background: #fdecea; }
 img { max-width: 100%; display: block; }
+p.banner { background: #c62828; color: #fff; font-weight: bold; padding: 8px 12px; }
 """
 
 
@@ -321,6 +370,7 @@ def render_report(run_dir: str | Path) -> Path:
         '<html lang="en"><head><meta charset="utf-8">',
         f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
+        _in_sample_banner(run.summary),
         f"<p>generated {datetime.datetime.now(datetime.UTC).isoformat(timespec='seconds')} "
         f"from {html.escape(str(run.root.resolve()))}</p>",
         "<h2>Summary</h2>",

@@ -8,9 +8,12 @@ child, promoted to the alias being served if the held-out guard passes. ``Partia
 also serves ``POST /v1/partial_fit``.
 
 ``serve run serving.app:build_app registry=/path/to/store`` or ``serve deploy
-serving/serve_config.yaml``; the registry root is ``args.registry`` else ``$NHMM_REGISTRY``.
-Set ``admin_token`` (or ``$NHMM_ADMIN_TOKEN``) to require ``Authorization: Bearer <token>`` on
-promote, rollback, partial_fit and train.
+serving/serve_config.yaml``; the registry root is ``args.registry`` when a config names one, else
+``$NHMM_REGISTRY`` of the process that builds the app (the shipped config names none). Set
+``admin_token`` (or ``$NHMM_ADMIN_TOKEN``) to require ``Authorization: Bearer <token>`` on
+promote, rollback, partial_fit and train. ``max_body_bytes`` caps a request body (413).
+``train_command`` (default: this replica's interpreter running ``-m training.cli sweep``) is the
+``/v1/train`` job's entrypoint; name the head's interpreter there when it differs.
 
 The drift monitor's settings are one nested ``drift:`` mapping (a :class:`DriftConfig`); the flat
 keys of earlier configs (``drift_window``, ``drift_min_samples``, ``kl_threshold``,
@@ -74,6 +77,7 @@ class AppArgs(BaseModel):
     fit_num_cpus: float = Field(default=0.1, gt=0.0)
     admin_token: str | None = None
     max_fit_rows: int = Field(default=100_000, ge=10)
+    max_body_bytes: int = Field(default=16 * 2**20, ge=1024)
     # drift monitoring and auto-adaptation
     drift: DriftConfig = Field(default_factory=DriftConfig)
     auto_adapt: bool = False
@@ -84,7 +88,7 @@ class AppArgs(BaseModel):
     drift_backlog: int = Field(default=100_000, ge=1)
     # POST /v1/train
     jobs_address: str | None = None
-    train_command: list[str] = Field(default_factory=lambda: ["nhmm", "sweep"], min_length=1)
+    train_command: list[str] | None = Field(default=None, min_length=1)
 
     @model_validator(mode="before")
     @classmethod

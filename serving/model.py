@@ -4,6 +4,10 @@ The Serve replica and the node's in-process client run this same code, so an HTT
 in-process answer for the same input are equal number for number. Stateless per call: the
 caller sends the previous filtered log posterior and gets the next one back.
 
+Every number the model takes (features, the previous log posterior) must be finite with
+``|v| <= VALUE_LIMIT``, or it is an :class:`InvalidInput` naming the element; the HTTP schema
+(:mod:`serving.schemas`) states the same bound, for partial-fit rows too.
+
 >>> import numpy as np
 >>> float(np.exp(LOG_FLOOR)) > 0.0
 True
@@ -29,6 +33,10 @@ from training.models.hmm import ForwardFilter
 
 #: Lowest log probability returned: keeps ``log_posterior`` finite (JSON has no ``-inf``).
 LOG_FLOOR = -700.0
+#: Largest magnitude of any input number. The policy head casts its inputs to float32 (max
+#: 3.4e38: past it a finite JSON number becomes inf); squared distances in the float64 HMM
+#: likelihood and online EM must stay finite too ((1e30)^2 summed over rows is far from 1.8e308).
+VALUE_LIMIT = 1e30
 _LOGSUMEXP_TOL = 1e-6
 
 
@@ -105,10 +113,21 @@ def _vector(values: Any, field: str, length: int) -> np.ndarray:
             out[i] = float(v)
     if out.shape != (length,):
         raise InvalidInput(field, f"expected {length} values, got {len(out)}")
-    bad = np.flatnonzero(~np.isfinite(out))
-    if bad.size:
-        raise InvalidInput(f"{field}[{int(bad[0])}]", f"not finite ({out[bad[0]]})")
+    _check_range(out, field)
     return out
+
+
+def _check_range(values: np.ndarray, field: str) -> None:
+    """Refuse a non-finite element or one past :data:`VALUE_LIMIT`, naming the first."""
+    bad = np.flatnonzero(~(np.abs(values) <= VALUE_LIMIT))
+    if bad.size:
+        i = int(bad[0])
+        v = float(values[i])
+        why = f"not finite ({v})" if not np.isfinite(v) else f"{v:g} is outside {_RANGE}"
+        raise InvalidInput(f"{field}[{i}]", why)
+
+
+_RANGE = f"[{-VALUE_LIMIT:g}, {VALUE_LIMIT:g}]"
 
 
 class InferenceModel:

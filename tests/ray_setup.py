@@ -58,6 +58,7 @@ def ray_env(**extra: str) -> dict[str, str]:
     env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
     env["RAY_AUTH_MODE"] = "disabled"
     env["RAY_USAGE_STATS_ENABLED"] = "0"
+    env.setdefault("RAY_raylet_start_wait_time_s", "60")  # a busy host registers slowly
     env.pop("RAY_ADDRESS", None)
     env.update(extra)
     return env
@@ -95,8 +96,14 @@ class RayHead:
         subprocess.run(["rm", "-rf", str(self.temp_dir)], check=False)
 
 
-def start_ray_head(num_cpus: int = HEAD_CPUS, timeout_s: float = 120.0) -> RayHead:
-    """Start a second Ray instance with the real ``ray start --head`` CLI; wait for its dashboard."""
+def start_ray_head(
+    num_cpus: int = HEAD_CPUS, timeout_s: float = 120.0, env: dict[str, str] | None = None
+) -> RayHead:
+    """Start a second Ray instance with the real ``ray start --head`` CLI; wait for its dashboard.
+
+    ``env`` is added to the instance's environment (what its workers, Serve replicas and job
+    drivers inherit), e.g. a ``PATH`` without this venv or credentials the cluster holds.
+    """
     temp_dir = Path(tempfile.mkdtemp(prefix="nhmm-ray-", dir="/tmp"))  # short: unix socket paths
     names = (
         "port",
@@ -130,7 +137,7 @@ def start_ray_head(num_cpus: int = HEAD_CPUS, timeout_s: float = 120.0) -> RayHe
     # outlives the CLI and that we can signal alone.
     proc = subprocess.Popen(
         cmd,
-        env=ray_env(),
+        env=ray_env(**(env or {})),
         start_new_session=True,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

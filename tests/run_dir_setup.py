@@ -35,6 +35,18 @@ def _day_ns(day: str) -> int:
     return int(np.datetime64(day, "ns").astype(np.int64))
 
 
+def _scores(day: str) -> dict[str, list]:
+    """The drift monitor's per-minute scores of a day (what the report's drift panel draws):
+    no KL before its ``min_samples``, then a rising KL, adapting in the last minutes."""
+    t0 = _day_ns(day) + 60 * 10**9
+    n = ROWS_PER_DAY // 60
+    return {
+        "ts": [t0 + m * 60 * 10**9 for m in range(n)],
+        "max_kl": [None if m < 3 else 0.1 * m for m in range(n)],
+        "adapting": [m >= n - 2 for m in range(n)],
+    }
+
+
 def make_spec(seed: int = 3) -> dict[str, Any]:
     """Every RUN_DIR file as Python data (columns as lists); :func:`write_run` writes it."""
     rng = np.random.default_rng(seed)
@@ -134,12 +146,17 @@ def make_spec(seed: int = 3) -> dict[str, Any]:
                 "max_drawdown": MAX_DRAWDOWN,
                 "min_conf": 0.6,
             },
-            "venue": {"prob_slippage": 0.1, "latency_ms": 5.0},
+            "venue": {"fill_model": "queue", "latency_ms": 5.0},
             "instrument": {"id": "BTCUSDT.BINANCE", "min_notional": 10.0},
         },
         "adaptation": {
             "days": [
-                {"day": day, "drift": copy.deepcopy(drift), "partial_fit": dict(partial_fit)}
+                {
+                    "day": day,
+                    "drift": copy.deepcopy(drift),
+                    "scores": _scores(day),
+                    "partial_fit": dict(partial_fit),
+                }
                 for day in DAYS
             ]
         },
@@ -155,8 +172,14 @@ def make_spec(seed: int = 3) -> dict[str, Any]:
 
 
 def write_run(spec: dict[str, Any], out: Path) -> Path:
-    """Write ``spec`` as a RUN_DIR (a ``None`` JSON entry is left out)."""
+    """Write ``spec`` as a RUN_DIR (a ``None`` JSON entry is left out; ``truth``, a list of
+    regimes per timeline row, becomes ``truth.parquet``)."""
     out.mkdir(parents=True, exist_ok=True)
+    if spec.get("truth") is not None:
+        pq.write_table(
+            pa.table({"ts": pa.array(spec["timeline"]["ts"], pa.int64()),
+                      "regime": pa.array(spec["truth"], pa.int32())}), out / "truth.parquet",
+        )  # fmt: skip
     tables = {TIMELINE: TIMELINE_SCHEMA, ENTRIES: ENTRY_SCHEMA, BLOCKS: BLOCK_SCHEMA}
     for name, schema in tables.items():
         cols = spec[name.removesuffix(".parquet")]

@@ -1,12 +1,14 @@
 """The trained-on-synthetic-days model the node and ops tests backtest, built one way, and the
 ``nhmm backtest`` call the CLI tests make of it.
 
-Labels carry no fee and thresholds are low so the policy decides buy/sell often on short days;
+Labels carry a tiny cost (a 0.5 bp passive round trip, about the half-spread the labels charged
+before the cost model) and thresholds are low so the policy decides buy/sell often on short days;
 the 120 s warm-up lets 30-minute days produce samples.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -15,6 +17,7 @@ from click.testing import CliRunner
 from node.config import PolicyHMMStrategyConfig
 from training.artifacts.registry import Registry
 from training.cli import main
+from training.costs import CostModel
 from training.data.catalog import MarketCatalog
 from training.data.sources.synth import SynthConfig
 from training.data.sources.synth import synth
@@ -23,6 +26,7 @@ from training.features import schema_for
 from training.models.hmm import HMMConfig
 from training.models.labels import LabelConfig
 from training.models.policy import PolicyConfig
+from training.pipelines.evaluation import rules_for
 from training.pipelines.feature_set import load_feature_sets
 from training.pipelines.train import TrainConfig
 from training.pipelines.train import build_bundle
@@ -31,7 +35,7 @@ from training.pipelines.train import fit_model
 
 TRAIN = TrainConfig(
     hmm=HMMConfig(k_range=(3, 3), covariance_type="diag", n_init=1),
-    labels=LabelConfig(fee_bps=0.0, horizon_s=30.0),
+    labels=LabelConfig(horizon_s=30.0, costs=CostModel(0.25, 0.25)),
     policy=PolicyConfig(buy_threshold=0.34, sell_threshold=0.34, n_estimators=30),
 )
 SCHEMA = schema_for("spot", min_periods_s=120.0, standardise_window_s=600.0)
@@ -55,7 +59,8 @@ def train_and_register(
     """Fit on ``days`` (the last is the held-out day), register the bundle as ``candidate``."""
     schema, train_set, holdout = load_feature_sets(catalog, symbol, days, schema=schema)
     model = fit_model(train_set, schema, TRAIN)
-    bundle = build_bundle(model, schema, train_set, TRAIN, evaluate_model(model, holdout, TRAIN))
+    cfg = dataclasses.replace(TRAIN, rules=rules_for(catalog.instrument(symbol), 30.0))
+    bundle = build_bundle(model, schema, train_set, cfg, evaluate_model(model, holdout, cfg))
     registry = Registry(str(registry_root))
     registry.register(bundle)
     return registry

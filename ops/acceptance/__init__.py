@@ -39,8 +39,11 @@ def run_acceptance(
     run = rd.load_run(run_dir)
     checks = run_checks(run, cfg)
     passed = all(c.passed for c in checks)
+    summary = run.summary or {}
     doc = {
         "passed": passed,
+        "in_sample": bool(summary.get("in_sample", False)),
+        "in_sample_days": summary.get("in_sample_days", []),
         "n_checks": len(checks),
         "n_failed": sum(not c.passed for c in checks),
         "config": dataclasses.asdict(cfg),
@@ -69,7 +72,7 @@ def print_checks(checks: list[Check], run_dir: Path) -> None:
         table.add_row(
             c.day,
             c.name,
-            "[green]PASS[/green]" if c.passed else "[bold red]FAIL[/bold red]",
+            "[green]PASS[/green]" if c.passed else f"[bold red]{c.verdict.upper()}[/bold red]",
             "" if c.value is None else f"{c.value:.6g}",
             "" if c.threshold is None else f"{c.threshold:.6g}",
             c.detail,

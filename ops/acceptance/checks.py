@@ -22,6 +22,7 @@ from node.run_dir import NON_BLOCK_VERDICTS
 from node.run_dir import REASON_CODES
 from node.run_dir import RunData
 from node.run_dir import utc_day
+from node.summary import interval_marks
 from ops.acceptance.config import ALL_DAYS
 from ops.acceptance.config import AcceptanceConfig
 from ops.acceptance.config import Check
@@ -179,8 +180,10 @@ def _find_stop(run: RunData, max_dd: float) -> tuple[int | None, str]:
 
 
 def check_drawdown(run: RunData, day: str, cfg: AcceptanceConfig) -> Check:
-    """No entry at or after the moment the drawdown stop (or kill switch) fired (run-wide: the
-    peak and the kill switch persist across days)."""
+    """Nothing adds risk at or after the moment the drawdown stop (or kill switch) fired
+    (run-wide: the peak and the kill switch persist across days): no fill that grows the
+    position (an entry resting through the trip that fills later counts; the KILL exit's fills
+    that shrink it do not) and no entry. The value is the number of such fills."""
     max_dd = _limit(run, "max_drawdown", cfg.max_drawdown)
     if max_dd is None:
         return Check("drawdown_stop", day, False, None, None, "config.json: no max_drawdown")
@@ -189,9 +192,14 @@ def check_drawdown(run: RunData, day: str, cfg: AcceptanceConfig) -> Check:
         return Check("drawdown_stop", day, True, 0.0, 0.0, f"not fired (limit {max_dd:.6g})")
     entries = run.entries
     late = int(((entries["day"] == day) & (entries["ts"] >= stop)).sum()) if len(entries) else 0
+    f_ts, f_pos = _fills_position(run.fills)
+    grows = np.abs(f_pos) > np.abs(np.r_[0.0, f_pos[:-1]]) + 1e-12
+    on_day = utc_day(f_ts) == day if len(f_ts) else np.zeros(0, dtype=bool)
+    opening = int((grows & on_day & (f_ts >= stop)).sum())
     when = datetime.datetime.fromtimestamp(stop / 1e9, datetime.UTC).isoformat()
-    detail = f"fired at {when} ({why}); {late} entries after"
-    return Check("drawdown_stop", day, late == 0, float(late), 0.0, detail)
+    detail = f"fired at {when} ({why}); {opening} fills growing the position, {late} entries after"
+    passed = opening == 0 and late == 0
+    return Check("drawdown_stop", day, passed, float(opening), 0.0, detail)
 
 
 def _counts(values: pd.Series | np.ndarray) -> Counter[str]:
@@ -240,13 +248,10 @@ def _pnl_changes(run: RunData, interval_s: float) -> tuple[np.ndarray, np.ndarra
 
 def _bucket_changes(run: RunData, interval_s: float) -> tuple[np.ndarray, np.ndarray]:
     ts = run.timeline.column("ts").to_numpy()
-    pnl = run.pnl
     if len(ts) == 0:
         return np.array([], dtype=object), np.zeros(0)
-    bucket = ts // int(interval_s * 1e9)
-    last = np.flatnonzero(np.r_[bucket[1:] != bucket[:-1], True])
-    curve = np.r_[0.0, pnl[last]]
-    return run.days[last], np.diff(curve)
+    last, changes = interval_marks(ts, run.pnl, interval_s)
+    return run.days[last], changes
 
 
 def check_pnl(run: RunData, day: str, cfg: AcceptanceConfig) -> Check:
@@ -267,10 +272,15 @@ def check_pnl(run: RunData, day: str, cfg: AcceptanceConfig) -> Check:
     mean, lo, hi = block_bootstrap_ci(x, cfg.ci_level, cfg.n_boot, cfg.seed)
     stat = mean if cfg.pnl_rule == "mean" else lo
     pct = round(cfg.ci_level * 100)
+    n_fills = int((run.fills["day"] == day).sum()) if "day" in run.fills.columns else 0
     detail = (
         f"mean {mean:.6g}/{cfg.pnl_interval_s:g}s, {pct}% CI [{lo:.6g}, {hi:.6g}], "
-        f"n={len(x)}, day PnL {x.sum():.6g}, rule {cfg.pnl_rule}"
+        f"n={len(x)}, day PnL {x.sum():.6g}, fills {n_fills}, rule {cfg.pnl_rule}"
     )
+    if n_fills == 0:
+        return Check("pnl_expectation", day, False, stat, 0.0,
+                     "no trades: nothing to judge (a day without fills has no PnL expectation); "
+                     + detail, verdict="no_trades")  # fmt: skip
     return Check("pnl_expectation", day, stat >= 0.0, stat, 0.0, detail)
 
 

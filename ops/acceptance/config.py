@@ -62,3 +62,8 @@ class Check:
     value: float | None
     threshold: float | None
     detail: str
+    verdict: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.verdict:  # PASS / FAIL unless a check names a more precise verdict
+            object.__setattr__(self, "verdict", "PASS" if self.passed else "FAIL")

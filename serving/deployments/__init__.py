@@ -2,7 +2,9 @@
 
 :class:`Ingress` (FastAPI, ``/v1/infer`` answered in-replica), :class:`DriftServer`
 (per-version drift monitors, auto-adaptation) and :class:`PartialFitServer` (guarded online-EM
-children). :func:`typed_route` is for any FastAPI ingress class (the bench's echo uses it too).
+children). The ingress's :mod:`~serving.deployments._guard` checks admin auth and the body size
+before FastAPI reads a request. :func:`typed_route` is for any FastAPI ingress class (the bench's
+echo uses it too).
 """
 
 from __future__ import annotations

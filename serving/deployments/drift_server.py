@@ -107,7 +107,8 @@ class DriftServer:
 
     def _may_adapt(self, version: str, mon: DriftMonitor) -> bool:
         """Refit once ``adapt_min_rows`` rows arrived since the trigger (fit the new regime,
-        not the old one), at most once per ``adapt_cooldown_s`` per version."""
+        not the old one), at most once per ``adapt_cooldown_s`` per lineage (a child keeps the
+        training histograms as its reference, so it still sees the drift that made it)."""
         if version in self._inflight:
             return False
         if mon.n_samples - self._since.get(version, mon.n_samples) < self._args.adapt_min_rows:
@@ -165,9 +166,21 @@ class DriftServer:
         finally:
             self._inflight.discard(version)
             self._last_attempt[version] = time.monotonic()
+            if entry.get("child"):  # the cooldown is the lineage's: a child keeps its parent's
+                self._last_attempt[entry["child"]] = self._last_attempt[version]
         self._history.append(entry)
         self._metrics.adaptations.inc(tags={"accepted": str(entry["accepted"]).lower()})
         logger.info("adaptation %s", entry)
+
+    async def status(self, version: str) -> dict[str, Any]:
+        """``{"adapting", "drift"}`` of ``version`` as results carry it: what a replica loading
+        the version starts from. A version it cannot monitor is not adapting."""
+        try:
+            mon = await self._monitor(version)
+        except NhmmError:
+            return {"adapting": version in self._inflight, "drift": 0.0}
+        adapting, score, _ = self._status(version, mon)
+        return {"adapting": adapting, "drift": score}
 
     async def report(self, version: str) -> dict[str, Any]:
         """The version's drift report, its status and the whole adaptation history."""

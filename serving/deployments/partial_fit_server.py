@@ -25,9 +25,10 @@ __all__ = ["PartialFitServer"]
 class PartialFitServer:
     """Guarded online-EM children of registry versions (``POST /v1/partial_fit``, auto-adapt)."""
 
-    def __init__(self, registry_root: str, kl_threshold: float = 0.5) -> None:
+    def __init__(self, registry_root: str, kl_threshold: float | None = None) -> None:
+        # kl_threshold: accepted from older app bindings, unused since a child keeps its
+        # parent's drift reference (the training histograms)
         self._registry = Registry(registry_root)
-        self._kl_threshold = kl_threshold
         self._metrics = FitMetrics()
 
     async def fit(
@@ -52,7 +53,6 @@ class PartialFitServer:
                 alias,
                 only_if_alias_at_parent,
                 extra_metadata,
-                self._kl_threshold,
             )
         except NhmmError as exc:
             return {"error": error_dict(exc, field="model")}

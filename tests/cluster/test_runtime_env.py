@@ -1,5 +1,6 @@
 """project_runtime_env: the code goes to the cluster (checked with Ray's own packager), data,
-venv and secrets files do not; NHMM_*/AWS_* go by name; logs never show values."""
+venv and secrets files do not; settings go by value, credentials by name only, Serve's admin
+token not at all."""
 
 from __future__ import annotations
 
@@ -93,38 +94,50 @@ def test_real_checkout_package_is_code_only_and_small(tmp_path: Path) -> None:
     assert out.stat().st_size < 20 * 1024 * 1024
 
 
-def test_forwards_nhmm_and_aws_names_from_the_environment(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_settings_by_value_credentials_by_name_only(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NHMM_REGISTRY", "s3://bucket/registry")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret-value")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "session-value")
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:5000")
+    monkeypatch.setenv("NHMM_ADMIN_TOKEN", "admin-value")
     monkeypatch.setenv("BINANCE_API_SECRET", "never-forwarded")
     env_vars = project_runtime_env()["env_vars"]
     assert env_vars["NHMM_REGISTRY"] == "s3://bucket/registry"
-    assert env_vars["AWS_SECRET_ACCESS_KEY"] == "secret-value"
     assert env_vars["AWS_ENDPOINT_URL"] == "http://127.0.0.1:5000"
-    assert "BINANCE_API_SECRET" not in env_vars
+    names = env_vars["NHMM_CREDENTIAL_VARS"].split(",")
+    assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"} <= set(names)
+    shown = repr(project_runtime_env())
+    for value in ("AKIAEXAMPLE", "secret-value", "session-value", "admin-value", "never-forwarded"):
+        assert value not in shown
+    assert (
+        "NHMM_ADMIN_TOKEN" not in shown
+    )  # the job has no use for Serve's token, not even its name
     assert "HOME" not in env_vars and "PATH" not in env_vars
+    assert rte.secret_names(project_runtime_env()) == []
 
 
-def test_extra_env_wins_and_must_be_strings() -> None:
+def test_extra_env_wins_and_must_be_strings_not_credentials() -> None:
     env = project_runtime_env({"NHMM_REGISTRY": "/tmp/reg"}, environ={"NHMM_REGISTRY": "s3://a"})
     assert env["env_vars"] == {"NHMM_REGISTRY": "/tmp/reg"}
     with pytest.raises(TypeError, match=r"extra_env\['NHMM_SEED'\]"):
         project_runtime_env({"NHMM_SEED": 7}, environ={})  # type: ignore[dict-item]
+    for name in ("AWS_SECRET_ACCESS_KEY", "NHMM_ADMIN_TOKEN", "DB_PASSWORD"):
+        with pytest.raises(ValueError, match="credential"):
+            project_runtime_env({name: "x"}, environ={})
 
 
-def test_redacted_copy_hides_values_and_secrets_are_named() -> None:
-    env = project_runtime_env(
-        environ={"AWS_SECRET_ACCESS_KEY": "abc123", "AWS_SESSION_TOKEN": "tok", "AWS_REGION": "x"}
-    )
+def test_redacted_copy_hides_values_and_missing_credentials_are_named() -> None:
+    env = project_runtime_env({"NHMM_SEED": "abc123"}, environ={"AWS_REGION": "x"})
     shown = rte.redacted(env)
-    assert "abc123" not in repr(shown) and "tok" not in repr(shown)
-    assert set(shown["env_vars"]) == {"AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION"}
-    assert env["env_vars"]["AWS_SECRET_ACCESS_KEY"] == "abc123"  # the original is untouched
-    assert rte.secret_names(env) == ["AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"]
+    assert "abc123" not in repr(shown) and set(shown["env_vars"]) == {"NHMM_SEED", "AWS_REGION"}
+    assert env["env_vars"]["NHMM_SEED"] == "abc123"  # the original is untouched
+    job_env = {"NHMM_CREDENTIAL_VARS": "AWS_ACCESS_KEY_ID,AWS_SECRET_ACCESS_KEY"}
+    assert rte.missing_credentials(job_env) == ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]
+    assert rte.missing_credentials({**job_env, "AWS_ACCESS_KEY_ID": "k"}) == [
+        "AWS_SECRET_ACCESS_KEY"
+    ]
+    assert rte.missing_credentials({}) == []
 
 
 def test_repo_root_needs_the_projects_pyproject(tmp_path: Path) -> None:

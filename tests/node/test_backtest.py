@@ -18,8 +18,10 @@ from nautilus_trader.test_kit.providers import TestInstrumentProvider
 
 from node.backtest import VenueOptions
 from node.backtest import run_backtest
+from node.backtest import simulate_backtest
 from node.summary import MIN_SHARPE_RETURNS
 from node.summary import adaptation_report
+from node.summary import round_trip_figures
 from node.summary import summarise
 from serving.testing import local_serve
 from serving.testing import make_bundle
@@ -77,7 +79,11 @@ def assert_run_dir(out: Path, summary: dict) -> None:
     assert config["instrument"]["min_notional"] == 10.0
     assert config["instrument"]["maker_fee"] == pytest.approx(0.001)
     assert config["model"]["version"] == summary["model_version"]
-    assert config["venue"]["prob_slippage"] >= 0
+    assert config["venue"]["fill_model"] in ("queue", "touch")
+    assert summary["passive_orders"] >= summary["passive_orders_filled"] >= 0
+    rate = summary["passive_fill_rate"]
+    assert (rate is None) == (summary["passive_orders"] == 0)
+    assert rate is None or 0.0 <= rate <= 1.0
     adaptation = json.loads((out / "adaptation.json").read_text())
     assert [d["day"] for d in adaptation["days"]] == summary["days"]
     per_day = Counter(timeline["day"].to_pylist())
@@ -99,7 +105,7 @@ def test_synthetic_day_trades_and_pnl_reconciles_with_fills(
     catalog, registry = synth_setup
     day = catalog.symbol_days("BTCUSDT")[-1].day
     cfg = msgspec.structs.replace(LOOSE, trading_enabled=True)
-    venue = VenueOptions(prob_slippage=0.5, latency_ms=10.0)
+    venue = VenueOptions(latency_ms=10.0)  # queue fills (the default)
     summary = run_backtest(catalog, "BTCUSDT", [day], "candidate", registry, tmp_path, cfg, venue)
     assert_run_dir(tmp_path, summary)
     assert summary["orders_submitted"] == summary["entries"] > 10
@@ -111,8 +117,12 @@ def test_synthetic_day_trades_and_pnl_reconciles_with_fills(
     sign = np.where(fills["order_side"] == "BUY", 1.0, -1.0)
     instrument = TestInstrumentProvider.btcusdt_binance()
     assert summary["fees"] == pytest.approx(float(instrument.maker_fee) * (qty * px).sum())
-    # every fill meets the min notional; none is above the position limit
-    assert ((qty * px) >= 10.0).all()
+    # every order meets the min notional (a fill may be part of one: queue fills are partial);
+    # no position is above the position limit
+    for name in ("entries", "exits"):
+        orders = pq.read_table(tmp_path / f"{name}.parquet").to_pandas()
+        assert (orders["quantity"] * orders["price"] >= 10.0).all(), name
+    assert summary["passive_orders"] > 0 and 0.0 < summary["passive_fill_rate"] < 1.0
     timeline = pq.read_table(tmp_path / "timeline.parquet")
     assert np.abs(timeline["position"].to_numpy()).max() <= cfg.max_position + 1e-12
     # net PnL = cash flow of the fills + the net position at the last mid - fees
@@ -120,6 +130,52 @@ def test_synthetic_day_trades_and_pnl_reconciles_with_fills(
     expected = -(sign * qty * px).sum() + (sign * qty).sum() * last_mid - summary["fees"]
     assert summary["net_pnl"] == pytest.approx(expected, abs=1e-6)
     assert summary["max_drawdown"] >= 0.0 and summary["turnover"] > 0
+    # issue 11: the held-out day is out of sample; round trips show gross edge and costs
+    assert summary["in_sample"] is False and summary["in_sample_days"] == []
+    assert summary["round_trips"] == round_trip_figures(fills)["round_trips"]
+    fee_bp = float(instrument.maker_fee) * 1e4
+    assert summary["costs"]["round_trip_bps_passive"] == pytest.approx(2 * fee_bp)
+    assert (tmp_path / "truth.parquet").exists()  # synthetic: the true regime per sample
+
+
+def test_round_trip_figures_from_fills() -> None:
+    """Gross edge and costs per round trip from Nautilus-like fills: a long 0.01 @ 100 -> 101
+    and a short 0.02 @ 101 -> 100.5 (two entries), 10 bp maker fee on every fill."""
+    rows = [("BUY", 0.01, 100.0), ("SELL", 0.01, 101.0), ("SELL", 0.01, 101.0),
+            ("SELL", 0.01, 101.0), ("BUY", 0.02, 100.5)]  # fmt: skip
+    fills = pd.DataFrame({
+        "order_side": [r[0] for r in rows],
+        "last_qty": [str(r[1]) for r in rows],
+        "last_px": [str(r[2]) for r in rows],
+        "commission": [f"{r[1] * r[2] * 1e-3:.8f} USDT" for r in rows],
+        "ts_event": [f"2024-01-01 00:00:0{i}+00:00" for i in range(len(rows))],
+    })  # fmt: skip
+    rt = round_trip_figures(fills)
+    assert rt["round_trips"] == 2
+    assert rt["gross_edge_per_rt"] == pytest.approx((0.01 + 0.01) / 2)
+    assert rt["cost_bp_per_rt"] == pytest.approx(20.0, rel=0.01)  # 2 x 10 bp of the entry
+    assert rt["gross_edge_bp_per_rt"] == pytest.approx((100.0 + 0.02 * 0.5 / 2.02 * 1e4) / 2)
+
+
+def test_simulator_replays_the_backtest(
+    synth_setup: tuple[MarketCatalog, Registry], tmp_path: Path
+) -> None:
+    """The trade simulator replays the same rules over the same day: fills and net PnL close.
+    (Its entry count is lower: Nautilus leaves more entries unfilled, so more are tried; the
+    position cap makes the fills and the PnL agree regardless. bench/bench_simulator.py
+    measures the agreement on 6 held-out days.)"""
+    catalog, registry = synth_setup
+    day = catalog.symbol_days("BTCUSDT")[-1].day
+    cfg = msgspec.structs.replace(LOOSE, trading_enabled=True)
+    summary = run_backtest(catalog, "BTCUSDT", [day], "candidate", registry, tmp_path, cfg)
+    bundle = registry.load("candidate")
+    sim = simulate_backtest(catalog, "BTCUSDT", [day], bundle, msgspec.structs.replace(
+        cfg, hold_s=summary["hold_s"]))  # fmt: skip
+    m = sim.metrics()
+    assert m["fills"] == pytest.approx(summary["trades"], rel=0.15)
+    assert m["fees"] == pytest.approx(summary["fees"], rel=0.15)
+    assert abs(m["net_pnl"] - summary["net_pnl"]) <= 0.5 * max(abs(summary["net_pnl"]), 1.0)
+    assert sim.counts["CONF"] == summary["guardrails"]["CONF"]  # the same model answers
 
 
 def test_cli_backtest_two_days_writes_run_dir(
@@ -127,7 +183,7 @@ def test_cli_backtest_two_days_writes_run_dir(
 ) -> None:
     """Two days through the CLI: per-day drift and partial_fit entries, days in the timeline."""
     catalog, registry = synth_setup
-    days = [sd.day.isoformat() for sd in catalog.symbol_days("BTCUSDT")[-2:]]
+    days = [sd.day.isoformat() for sd in catalog.symbol_days("BTCUSDT")[:2]]
     out = tmp_path / "run"
     args = ["backtest", "--catalog", str(catalog.root), "--symbol", "BTCUSDT",
             "--days", days[0], "--days", days[1], "--model", "candidate",
@@ -149,6 +205,10 @@ def test_cli_backtest_two_days_writes_run_dir(
     summary = json.loads((out / "summary.json").read_text())
     assert_run_dir(out, summary)
     assert summary["days"] == days
+    # the candidate was trained on the first of these two days: marked in plain sight
+    assert summary["in_sample"] is True
+    assert summary["in_sample_days"] == [f"BTCUSDT.BINANCE/{days[0]}"]
+    assert "WARNING: in-sample backtest" in result.output and "in_sample: true" in result.output
     assert sorted(set(pq.read_table(out / "timeline.parquet")["day"].to_pylist())) == days
     assert summary["trades"] == 0.0 and summary["orders_submitted"] == 0
     assert summary["guardrails"]["CONF"] > 0
@@ -167,11 +227,12 @@ def test_bad_day_is_named(synth_setup: tuple[MarketCatalog, Registry], tmp_path:
 
 
 def test_summarise_never_gives_nan() -> None:
-    s = summarise(np.array([]), pd.DataFrame(), 1.0)
+    s = summarise(np.array([]), pd.DataFrame(), np.array([], dtype=np.int64))
     assert s["sharpe"] is None and s["n_returns"] == 0 and s["net_pnl"] == 0.0
+    assert s["round_trips"] == 0 and s["gross_edge_bp_per_rt"] == 0.0
     assert all(np.isfinite(v) for k, v in s.items() if k not in ("sharpe", "sharpe_basis"))
     with pytest.raises(ValueError, match="pnl"):
-        summarise(np.array([0.0, np.nan]), pd.DataFrame(), 1.0)
+        summarise(np.array([0.0, np.nan]), pd.DataFrame(), np.array([0, 10**9]))
 
 
 def test_real_spot_recording_end_to_end(ws_dir: Path, tmp_path: Path) -> None:
@@ -232,14 +293,28 @@ def test_serve_backed_backtest_decides_as_in_process(
 
 
 def test_sharpe_needs_enough_minutes() -> None:
+    # issue 11: the PnL is marked at each clock minute's last sample (by timestamp), not every
+    # 60th row: the marks below are rows 59, 119, ...
     rng = np.random.default_rng(0)
-    pnl = np.cumsum(rng.normal(0.01, 1.0, 60 * (MIN_SHARPE_RETURNS + 1)))
-    s = summarise(pnl, pd.DataFrame(), 1.0)
+    n = 60 * (MIN_SHARPE_RETURNS + 1)
+    pnl = np.cumsum(rng.normal(0.01, 1.0, n))
+    ts = np.arange(n) * 10**9
+    s = summarise(pnl, pd.DataFrame(), ts)
     assert s["n_returns"] == MIN_SHARPE_RETURNS and np.isfinite(s["sharpe"])
-    rets = np.diff(pnl[::60])
+    rets = np.diff(pnl[59::60])
     assert s["sharpe"] == pytest.approx(rets.mean() / rets.std() * np.sqrt(525_600))
-    short = summarise(pnl[: 60 * MIN_SHARPE_RETURNS], pd.DataFrame(), 1.0)
+    short = summarise(pnl[: 60 * MIN_SHARPE_RETURNS], pd.DataFrame(), ts[: 60 * MIN_SHARPE_RETURNS])
     assert short["n_returns"] == MIN_SHARPE_RETURNS - 1 and short["sharpe"] is None
+
+
+def test_sharpe_uses_real_minutes_not_rows() -> None:
+    # 40 samples an hour apart (a sparse timeline): 40 rows are 40 hourly marks, 39 changes,
+    # never 40 "minutes"; one sample per minute with gaps keeps only the minutes that exist
+    pnl = np.cumsum(np.random.default_rng(1).normal(0.0, 1.0, 40))
+    hourly = summarise(pnl, pd.DataFrame(), np.arange(40) * 3600 * 10**9)
+    assert hourly["n_returns"] == 39
+    per_row = summarise(pnl, pd.DataFrame(), np.arange(40) * 10**9)  # 40 s: one minute
+    assert per_row["n_returns"] == 0 and per_row["sharpe"] is None
 
 
 def test_adaptation_report_records_failures_per_day() -> None:

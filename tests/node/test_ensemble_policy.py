@@ -26,6 +26,7 @@ from tests.strategy_setup import backtest_cli
 from training.artifacts.registry import Registry
 from training.data.catalog import MarketCatalog
 from training.models.hmm import HMMConfig
+from training.pipelines.evaluation import rules_for
 from training.pipelines.feature_set import load_feature_sets
 from training.pipelines.train import build_bundle
 from training.pipelines.train import evaluate_model
@@ -37,7 +38,9 @@ def register_other(catalog: MarketCatalog, registry: Registry) -> str:
     days = [sd.day for sd in catalog.symbol_days("BTCUSDT")][:2]
     schema, train_set, holdout = load_feature_sets(catalog, "BTCUSDT", days, schema=SCHEMA)
     cfg = dataclasses.replace(
-        TRAIN, hmm=HMMConfig(k_range=(4, 4), covariance_type="diag", n_init=1, seed=7)
+        TRAIN,
+        hmm=HMMConfig(k_range=(4, 4), covariance_type="diag", n_init=1, seed=7),
+        rules=rules_for(catalog.instrument("BTCUSDT"), TRAIN.labels.horizon_s),
     )
     model = fit_model(train_set, schema, cfg)
     bundle = build_bundle(model, schema, train_set, cfg, evaluate_model(model, holdout, cfg))

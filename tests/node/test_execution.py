@@ -8,13 +8,13 @@ from decimal import Decimal
 import pytest
 from nautilus_trader.test_kit.providers import TestInstrumentProvider
 
-from node.execution import HoldTimer
-from node.execution import exit_reason
-from node.execution import limit_price
-from node.execution import order_size
-from node.execution import plan_order
-from node.execution import vwap_blocks
-from node.execution import vwap_deviation_bps
+from training.simulation.execution import HoldTimer
+from training.simulation.execution import exit_reason
+from training.simulation.execution import limit_price
+from training.simulation.execution import order_size
+from training.simulation.execution import plan_order
+from training.simulation.execution import vwap_blocks
+from training.simulation.execution import vwap_deviation_bps
 
 INST = TestInstrumentProvider.btcusdt_binance()
 KW = {
@@ -115,3 +115,17 @@ def test_hold_timer_starts_when_open_extends_on_same_side_and_clears_when_flat()
     assert not t.update(0.0, "sell", 400 * S) and t.until_ns is None
     with pytest.raises(ValueError, match="hold_s"):
         HoldTimer(0.0)
+
+
+def test_strategy_defaults_are_the_rules_training_simulates() -> None:
+    """Issue 11: the simulator (training) trades with ``rules_for``'s defaults; the node builds
+    its rules from ``PolicyHMMStrategyConfig``: the same numbers, or the two would drift."""
+    from node.config import PolicyHMMStrategyConfig
+    from node.config import rule_config
+    from training.data.instruments import binance_instrument
+    from training.pipelines.evaluation import rules_for
+
+    for market in ("spot", "usdm"):
+        inst = binance_instrument("BTCUSDT", market)
+        node_rules = rule_config(PolicyHMMStrategyConfig(instrument_id=str(inst.id)), inst, 300.0)
+        assert node_rules == rules_for(inst, 300.0)

@@ -13,6 +13,7 @@ from node.guardrails import GuardLimits
 from node.guardrails import Guardrails
 from node.guardrails import max_spread_bp
 from node.killswitch import KillSwitch
+from training.errors import BadInputError
 
 LIMITS = GuardLimits(
     min_conf=0.6,
@@ -121,6 +122,23 @@ def test_drawdown_peak_is_persisted_across_restart(tmp_path: Path) -> None:
     second.start()
     assert second.peak.peak == 12_000.0
     assert second.check(dataclasses.replace(OK, equity=11_850.0)).reason == "DD"
+
+
+def test_equity_baseline_is_taken_once_and_kept_with_the_peak(tmp_path: Path) -> None:
+    """Issue 12: the spot baseline (base inventory, its price, quote) is stored at the first
+    start only; a restart reads it back (a new peak does not drop it); a broken one is named."""
+    path = tmp_path / "kill_switch.json"
+    first = Guardrails(LIMITS, path)
+    assert first.peak.set_baseline(1.0, 60_000.0, 100_000.0)["base"] == 1.0
+    first.observe(12_000.0)
+    second = Guardrails(LIMITS, path)
+    assert second.peak.set_baseline(1.01, 61_000.0, 99_000.0) == {
+        "base": 1.0, "price": 60_000.0, "quote": 100_000.0}  # fmt: skip
+    assert second.peak.peak == 12_000.0
+    peak_file = path.with_name("kill_switch.peak.json")
+    peak_file.write_text(json.dumps({"peak": 1.0, "baseline": {"base": "x"}}))
+    with pytest.raises(BadInputError, match="baseline"):
+        Guardrails(LIMITS, path)
 
 
 def test_kill_switch_persists_and_only_a_person_resets_it(tmp_path: Path) -> None:

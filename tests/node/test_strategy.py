@@ -96,7 +96,8 @@ def test_late_answers_block_on_latency_but_still_carry_the_posterior(
     summary = run_backtest(catalog, "BTCUSDT", [day], "candidate", registry, tmp_path / "late",
                            cfg, model=late)  # fmt: skip
     assert summary["inference_status"] == {"ok": 0, "timeout": summary["samples"], "error": 0}
-    assert summary["guardrails"]["LATENCY"] == summary["decisions"] > 100
+    # every sample is blocked, a wanted trade or not (this model is almost never flat)
+    assert summary["guardrails"]["LATENCY"] == summary["samples"] >= summary["decisions"] > 100
     assert summary["orders_submitted"] == 0 and summary["trades"] == 0.0
     timeline = pq.read_table(tmp_path / "late" / "timeline.parquet")
     assert set(timeline["verdict"].to_pylist()) <= {"LATENCY", "FLAT"}

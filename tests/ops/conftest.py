@@ -40,7 +40,7 @@ def backtest_run(
     catalog, registry = synth_model
     day = catalog.symbol_days("BTCUSDT")[-1].day
     cfg = msgspec.structs.replace(LOOSE, trading_enabled=True)
-    venue = VenueOptions(prob_slippage=0.5, latency_ms=10.0)
+    venue = VenueOptions(latency_ms=10.0)
     out = tmp_path_factory.mktemp("ops_backtest") / "run"
     run_backtest(catalog, "BTCUSDT", [day], "candidate", registry, out, cfg, venue)
     return out

@@ -61,7 +61,7 @@ def test_sound_run_passes_every_check_and_writes_acceptance_json(
         ("reason_counts", "ALL"),
     }
     for c in checks:
-        assert set(c) == {"name", "day", "passed", "value", "threshold", "detail"}
+        assert set(c) == {"name", "day", "passed", "value", "threshold", "detail", "verdict"}
     by = {(c["name"], c["day"]): c for c in checks}
     assert by[("position_limit", D1)]["threshold"] == 0.01
     assert by[("position_limit", D1)]["value"] == pytest.approx(0.003)
@@ -199,6 +199,25 @@ def test_drawdown_stop_honoured_passes_and_names_the_moment(
     assert all(c.passed for c in checks.values())
 
 
+def test_drawdown_stop_counts_fills_that_grow_the_position_after_it(
+    good_spec: dict[str, Any], tmp_path: Path
+) -> None:
+    """Issue 12: no entry after the stop, but an entry resting through it fills later: the stop
+    failed (the fill is counted); a fill that shrinks the position (the KILL exit) is not."""
+    test_drawdown_stop_honoured_passes_and_names_the_moment(good_spec, tmp_path / "ok")
+    day2 = good_spec["timeline"]["day"][ROWS_PER_DAY]
+    late = {"last_qty": "0.003", "last_px": "42000.00", "commission": "0.01 USDT"}
+    good_spec["fills"].append({**late, "order_side": "BUY", "ts_event": f"{day2}T00:07:00+00:00"})
+    write_run(good_spec, tmp_path / "late")
+    checks = {(c.name, c.day): c for c in run_checks(load_run(tmp_path / "late"))}
+    dd = checks[("drawdown_stop", D2)]
+    assert not dd.passed and dd.value == 1.0 and "1 fills growing" in dd.detail
+    good_spec["fills"].append({**late, "order_side": "SELL", "ts_event": f"{day2}T00:07:01+00:00"})
+    write_run(good_spec, tmp_path / "exit")
+    checks = {(c.name, c.day): c for c in run_checks(load_run(tmp_path / "exit"))}
+    assert checks[("drawdown_stop", D2)].value == 1.0  # the closing fill is not counted
+
+
 def test_pnl_rule_mean_vs_lower_bound(good_spec: dict[str, Any], tmp_path: Path) -> None:
     """A day whose mean change is positive but whose CI straddles 0 passes by the mean and fails
     by the lower bound."""
@@ -290,3 +309,27 @@ def test_acceptance_on_a_real_backtest_run(backtest_run: Path) -> None:
     assert "95% CI" in by[("pnl_expectation", day)].detail
     doc = json.loads((backtest_run / "acceptance.json").read_text())
     assert doc["passed"] is passed and len(doc["checks"]) == len(checks)
+
+
+def test_a_day_without_trades_is_no_trades_not_pass(
+    good_spec: dict[str, Any], tmp_path: Path
+) -> None:
+    """Issue 11: a day with no fill has no PnL expectation to judge: its own verdict, a failure
+    (a strategy that never trades used to pass with mean 0 >= 0); the CI is still reported."""
+    good_spec["fills"] = [f for f in good_spec["fills"] if not f["ts_event"].startswith(D2)]
+    write_run(good_spec, tmp_path)
+    checks = {(c.name, c.day): c for c in run_checks(load_run(tmp_path))}
+    c2, c1 = checks[("pnl_expectation", D2)], checks[("pnl_expectation", D1)]
+    assert not c2.passed and c2.verdict == "no_trades" and "CI [" in c2.detail
+    assert c1.passed and c1.verdict == "PASS" and "fills 4" in c1.detail
+    passed, _ = run_acceptance(tmp_path)
+    doc = json.loads((tmp_path / "acceptance.json").read_text())
+    assert not passed and {c["verdict"] for c in doc["checks"]} >= {"PASS", "no_trades"}
+
+
+def test_acceptance_json_says_in_sample(good_spec: dict[str, Any], tmp_path: Path) -> None:
+    good_spec["summary"].update(in_sample=True, in_sample_days=[f"BTCUSDT.BINANCE/{D1}"])
+    write_run(good_spec, tmp_path)
+    run_acceptance(tmp_path)
+    doc = json.loads((tmp_path / "acceptance.json").read_text())
+    assert doc["in_sample"] is True and doc["in_sample_days"] == [f"BTCUSDT.BINANCE/{D1}"]

@@ -4,6 +4,7 @@ Chromium to a screenshot that is not blank; transition matrix; bad input."""
 from __future__ import annotations
 
 import base64
+import copy
 import json
 import shutil
 import subprocess
@@ -114,11 +115,35 @@ def test_report_is_self_contained_with_summary_charts_and_acceptance(rendered: P
                   "Guardrails, transitions, states", "Summary", "Acceptance", "ALL PASS",
                   "Drift monitor", "Adaptation"):  # fmt: skip
         assert title in text, title
+    assert "in_sample: true" not in text  # an out-of-sample run has no banner
     summary = json.loads((run / "summary.json").read_text())
     assert f"{summary['net_pnl']:.6g}" in text and "v0001-test" in text
     assert text.count("accepted (improved, n=600)") == 2 and "-4.3 → -4.2" in text
     n_checks = len(json.loads((run / "acceptance.json").read_text())["checks"])
     assert html.count('<tr class="pass">') == n_checks == 19
+
+
+def test_in_sample_banner_truth_band_and_drift_scores(
+    good_spec: dict[str, Any], tmp_path: Path
+) -> None:
+    """Issue 11: an in-sample run says so at the top; a synthetic run's true regime is a band
+    under the filtered one (the price chart changes); the drift panel draws the monitor's
+    per-minute KL (not the flat served ``drift`` column)."""
+    plain = render_report(write_run(copy.deepcopy(good_spec), tmp_path / "plain"))
+    good_spec["summary"].update(in_sample=True, in_sample_days=["BTCUSDT.BINANCE/2024-01-01"])
+    good_spec["truth"] = [(i // 200) % 3 for i in range(len(good_spec["timeline"]["ts"]))]
+    marked = render_report(write_run(good_spec, tmp_path / "marked"))
+    page, base = parse(marked.read_text()), parse(plain.read_text())
+    text = " ".join(page.text)
+    assert "in_sample: true" in text and "BTCUSDT.BINANCE/2024-01-01" in text
+    assert text.index("in_sample: true") < text.index("Summary")
+    assert page.imgs[0] != base.imgs[0]  # the true-regime band
+    assert "Drift monitor" in text and len(page.imgs) == 5
+    good_spec["adaptation"]["days"] = [
+        {k: v for k, v in d.items() if k != "scores"} for d in good_spec["adaptation"]["days"]
+    ]
+    no_scores = render_report(write_run(good_spec, tmp_path / "noscores"))
+    assert len(parse(no_scores.read_text()).imgs) == 4  # no per-minute scores: no drift panel
 
 
 def test_acceptance_section_says_when_missing_and_flags_failures(

@@ -292,3 +292,46 @@ def test_partial_fit_registers_a_child_with_lineage(
     r = http.post("/v1/partial_fit", json={**body, "schema_version": "FEATURES_V0"})
     assert r.status_code == 409
     assert len(reg.versions()) == n_before + 1  # refused requests register nothing
+
+
+@pytest.mark.parametrize("value", [1e39, 3.3e38, -2e30, 1e300])
+def test_feature_outside_the_models_range_is_422_naming_it(
+    http: httpx.Client, value: float
+) -> None:
+    """Finite JSON numbers past the limit (float32 overflow in the policy head at 3.4e38)."""
+    features = [0.0] * 10
+    features[5] = value
+    r = http.post("/v1/infer", json={"schema_version": V1, "features": features})
+    assert r.status_code == 422, r.text
+    assert r.json()["field"] == "features[5]"
+    items = [{"features": [0.0] * 10}, {"features": features}]
+    r = http.post("/v1/infer", json={"schema_version": V1, "items": items})
+    assert r.status_code == 422 and r.json()["field"] == "items[1].features[5]", r.text
+
+
+def test_feature_at_the_limit_is_answered(http: httpx.Client) -> None:
+    features = [0.0] * 10
+    features[5] = 1e30
+    r = http.post("/v1/infer", json={"schema_version": V1, "features": features})
+    assert r.status_code == 200, r.text
+    assert all(np.isfinite(r.json()["posterior"])) and np.isfinite(r.json()["loglik"])
+
+
+def test_partial_fit_rows_the_model_cannot_score_are_422(
+    http: httpx.Client, registry_root: Path, bundles
+) -> None:
+    reg = Registry(registry_root)
+    n = len(reg.versions())
+    X = bundles[0][1][:12].tolist()
+    X[3][5] = 1e300  # used to reach online EM: "zero likelihood under every state" -> 500
+    r = http.post("/v1/partial_fit", json={"schema_version": V1, "X": X})
+    assert r.status_code == 422, r.text
+    assert r.json()["field"] == "X[3][5]"
+    assert len(reg.versions()) == n
+
+
+def test_unparseable_body_is_400_in_the_error_shape(http: httpx.Client) -> None:
+    for raw in (b"{", b'{"schema_version": "FEATURES_V1",', b"\xff\xfe"):
+        r = http.post("/v1/infer", content=raw, headers={"content-type": "application/json"})
+        assert r.status_code == 400, r.text
+        assert r.json()["field"] == "body" and r.json()["detail"].startswith("body: ")

@@ -8,12 +8,15 @@ import numpy as np
 import pytest
 
 from serving.model import LOG_FLOOR
+from serving.model import VALUE_LIMIT
 from serving.model import InferenceModel
 from serving.model import InferenceResult
 from serving.model import InvalidInput
 from serving.model import SchemaVersionMismatch
 from training.models.hmm import ForwardFilter
 from training.models.policy import policy_inputs
+
+ACTIONS = ("buy", "sell", "flat")
 
 
 @pytest.fixture(scope="module")
@@ -83,6 +86,17 @@ def test_default_version_is_bundle_id(bundles) -> None:
     assert m.version.startswith("local-") and len(m.version) == 14
 
 
+def test_values_up_to_the_limit_are_scored_finitely(model) -> None:
+    x = [0.0] * 10
+    x[5] = VALUE_LIMIT  # float32 holds it; squared distances stay finite in float64
+    r = model.infer(x, None, "FEATURES_V1")
+    assert np.isfinite(r.loglik) and np.isfinite(r.posterior).all() and r.action in ACTIONS
+    with pytest.raises(InvalidInput, match=r"outside \[-1e\+30, 1e\+30\]"):
+        model.infer(
+            [0.0] * 5 + [np.nextafter(VALUE_LIMIT, np.inf)] + [0.0] * 4, None, "FEATURES_V1"
+        )
+
+
 @pytest.mark.parametrize(
     ("features", "prev", "version", "exc", "field"),
     [
@@ -92,6 +106,15 @@ def test_default_version_is_bundle_id(bundles) -> None:
         ([0.0] * 9 + [float("nan")], None, "FEATURES_V1", InvalidInput, "features[9]"),
         ([float("inf")] + [0.0] * 9, None, "FEATURES_V1", InvalidInput, "features[0]"),
         ([0.0] * 9 + ["1"], None, "FEATURES_V1", InvalidInput, "features[9]"),
+        ([0.0] * 5 + [1e39] + [0.0] * 4, None, "FEATURES_V1", InvalidInput, "features[5]"),
+        (
+            np.array([0.0] * 5 + [-3.3e38] + [0.0] * 4),
+            None,
+            "FEATURES_V1",
+            InvalidInput,
+            "features[5]",
+        ),
+        ([0.0] * 10, [0.0, -1e31, -1e31], "FEATURES_V1", InvalidInput, "prev_log_posterior[1]"),
         ([0.0] * 9 + [True], None, "FEATURES_V1", InvalidInput, "features[9]"),
         ("0000000000", None, "FEATURES_V1", InvalidInput, "features"),
         ([0.0] * 10, [0.0, 0.0], "FEATURES_V1", InvalidInput, "prev_log_posterior"),

@@ -69,3 +69,15 @@ def test_drift_settings_nest_and_flat_keys_still_work() -> None:
         AppArgs(drift_window=5)
     with pytest.raises(ValueError, match=r"drift\.bogus"):
         AppArgs(drift={"bogus": 1})
+
+
+def test_shipped_config_leaves_store_and_job_interpreter_to_the_serve_processes() -> None:
+    """No ``registry`` (``NHMM_REGISTRY`` decides, as for the CLI) and no ``train_command``
+    (the replica's own interpreter: no ``nhmm`` needed on the head's PATH)."""
+    (app,) = yaml.safe_load(CONFIG.read_text())["applications"]
+    assert "registry" not in app["args"] and "train_command" not in app["args"]
+    args = AppArgs(**app["args"])
+    assert args.registry is None and args.train_command is None
+    assert args.max_body_bytes == 16 * 2**20
+    with pytest.raises(ValueError, match="max_body_bytes"):
+        AppArgs(max_body_bytes=10)

@@ -39,6 +39,7 @@ POLICY_FILE = "policy.ubj"
 POLICY_JSON = "policy.json"
 HISTOGRAMS_FILE = "histograms.npz"
 METADATA_FILE = "metadata.json"
+ONLINE_FILE = "online.npz"
 #: Every file a bundle holds besides the manifest, in the order they are written.
 BUNDLE_FILES: tuple[str, ...] = (
     SCHEMA_FILE,
@@ -49,6 +50,9 @@ BUNDLE_FILES: tuple[str, ...] = (
     HISTOGRAMS_FILE,
     METADATA_FILE,
 )
+#: Files a bundle may hold (covered by the manifest like the others): ``online.npz``, the
+#: online-EM memory (statistics and training reservoir). Bundles from before it load unchanged.
+OPTIONAL_FILES: tuple[str, ...] = (ONLINE_FILE,)
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 _HIST_NAMES = "names"
 
@@ -220,6 +224,11 @@ def finite_numbers(d: Mapping[str, Any], file: str, what: str) -> dict[str, floa
     return out
 
 
+def file_order(files: Mapping[str, bytes]) -> tuple[str, ...]:
+    """The names of ``files`` in write order: required, optional present, manifest last."""
+    return (*BUNDLE_FILES, *(n for n in OPTIONAL_FILES if n in files), MANIFEST)
+
+
 def verify_files(files: Mapping[str, bytes]) -> Manifest:
     """Check ``files`` (manifest included) against the manifest; return it or raise naming a file."""
     if MANIFEST not in files:
@@ -233,7 +242,7 @@ def verify_files(files: Mapping[str, bytes]) -> Manifest:
         if name not in manifest.files:
             raise BundleIntegrityError(f"{name}: not listed in {MANIFEST}")
     for name in sorted(manifest.files):
-        if name not in BUNDLE_FILES:
+        if name not in BUNDLE_FILES and name not in OPTIONAL_FILES:
             raise BundleIntegrityError(f"{name}: listed in {MANIFEST} but not a bundle file")
     for name in sorted(files):
         if name != MANIFEST and name not in manifest.files:

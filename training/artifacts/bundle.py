@@ -2,8 +2,10 @@
 
 A bundle is a directory of plain files — JSON, deterministic ``.npz`` (arrays only, loaded with
 ``allow_pickle=False``) and XGBoost's own UBJ — plus ``manifest.json`` holding the SHA-256 and size
-of every other file. Loading verifies every hash, so a tampered, missing or extra file is refused
-by name, and a bundle whose feature schema has another version is refused before it can infer.
+of every other file. ``online.npz`` (the online-EM memory: statistics and training reservoir) is
+optional: written when the bundle has one, and bundles without it load as before. Loading
+verifies every hash, so a tampered, missing or extra file is refused by name, and a bundle whose
+feature schema has another version is refused before it can infer.
 The byte format lives in :mod:`training.artifacts._codec` (its names are public here), the
 drift histograms in :mod:`training.artifacts.histograms`. Imports only numpy.
 
@@ -39,6 +41,8 @@ from training.artifacts._codec import HISTOGRAMS_FILE
 from training.artifacts._codec import HMM_FILE
 from training.artifacts._codec import MANIFEST
 from training.artifacts._codec import METADATA_FILE
+from training.artifacts._codec import ONLINE_FILE
+from training.artifacts._codec import OPTIONAL_FILES
 from training.artifacts._codec import POLICY_FILE
 from training.artifacts._codec import POLICY_JSON
 from training.artifacts._codec import SCALER_FILE
@@ -52,6 +56,7 @@ from training.artifacts._codec import decode_npz
 from training.artifacts._codec import encode_histograms
 from training.artifacts._codec import encode_json
 from training.artifacts._codec import encode_npz
+from training.artifacts._codec import file_order
 from training.artifacts._codec import finite_numbers
 from training.artifacts._codec import verify_files
 from training.artifacts.errors import BundleEncodeError
@@ -64,8 +69,10 @@ from training.artifacts.histograms import histogram_counts
 from training.io import atomic_write_bytes
 
 if TYPE_CHECKING:
+    from training.features.bars.schema import BarFeatureSchema
     from training.features.engine import FeatureSchema
     from training.models.hmm import HMMParams
+    from training.models.online import OnlineMemory
     from training.models.policy import PolicyHead
 
 __all__ = [
@@ -75,6 +82,8 @@ __all__ = [
     "HMM_FILE",
     "MANIFEST",
     "METADATA_FILE",
+    "ONLINE_FILE",
+    "OPTIONAL_FILES",
     "POLICY_FILE",
     "POLICY_JSON",
     "SCALER_FILE",
@@ -95,6 +104,7 @@ __all__ = [
     "encode_json",
     "encode_npz",
     "feature_histograms",
+    "file_order",
     "histogram_counts",
     "load_bundle",
     "read_bundle_files",
@@ -105,7 +115,8 @@ __all__ = [
 
 @dataclass(frozen=True, eq=False)
 class ModelBundle:
-    """Feature schema, scaler state, HMM, policy head, thresholds, drift histograms, metadata.
+    """Feature schema, scaler state, HMM, policy head, thresholds, drift histograms, metadata,
+    and the online-EM memory (``online``; empty: none, no ``online.npz``).
 
     Arrays and bytes are kept raw so this module needs only numpy; the accessors build the live
     objects (imported lazily from ``training.models.hmm``/``policy``/``features``). Equality compares
@@ -120,6 +131,7 @@ class ModelBundle:
     thresholds: dict[str, float]
     histograms: dict[str, dict[str, np.ndarray]]
     metadata: dict[str, Any] = field(default_factory=dict)
+    online: dict[str, np.ndarray] = field(default_factory=dict)
 
     @classmethod
     def from_parts(
@@ -133,6 +145,7 @@ class ModelBundle:
         histograms: Mapping[str, Mapping[str, np.ndarray]] | None = None,
         scaler: Mapping[str, np.ndarray] | None = None,
         metadata: Mapping[str, Any] | None = None,
+        online: OnlineMemory | None = None,
     ) -> ModelBundle:
         """Build a bundle from the live objects (``to_dict``/``to_arrays``/``to_bytes``)."""
         config = (
@@ -149,6 +162,7 @@ class ModelBundle:
             thresholds={k: float(v) for k, v in thresholds.items()},
             histograms={k: dict(v) for k, v in (histograms or {}).items()},
             metadata=dict(metadata or {}),
+            online={} if online is None else online.to_arrays(),
         )
 
     @property
@@ -168,14 +182,29 @@ class ModelBundle:
 
         return PolicyHead.from_bytes(self.policy_ubj, PolicyConfig(**self.policy_config))
 
-    def feature_schema(self) -> FeatureSchema:
-        from training.features.engine import FeatureSchema
+    def online_memory(self) -> OnlineMemory | None:
+        """The online-EM memory (statistics, training reservoir), or ``None`` if the bundle
+        has none (bundles from before it)."""
+        if not self.online:
+            return None
+        from training.models.online import OnlineMemory
 
-        return FeatureSchema.from_dict(self.schema)
+        return OnlineMemory.from_arrays(dict(self.online))
+
+    def feature_schema(self) -> FeatureSchema | BarFeatureSchema:
+        """The schema the model was trained on, by its version (FEATURES_V1 or
+        FEATURES_BARS_V1): the engine a client feeds the model follows from it."""
+        from training.features.bars.schema import schema_from_dict
+
+        return schema_from_dict(self.schema)
 
     def with_metadata(self, **updates: Any) -> ModelBundle:
         """A copy whose metadata has ``updates`` merged in (the bundle itself is immutable)."""
         return dataclasses.replace(self, metadata={**self.metadata, **updates})
+
+    def with_online(self, memory: OnlineMemory | None) -> ModelBundle:
+        """A copy carrying ``memory`` as its online-EM memory (``None``: none)."""
+        return dataclasses.replace(self, online={} if memory is None else memory.to_arrays())
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ModelBundle):
@@ -222,6 +251,8 @@ def bundle_files(bundle: ModelBundle) -> dict[str, bytes]:
         HISTOGRAMS_FILE: encode_histograms(bundle.histograms),
         METADATA_FILE: encode_json(bundle.metadata, METADATA_FILE),
     }
+    if bundle.online:
+        files[ONLINE_FILE] = encode_npz(bundle.online, ONLINE_FILE)
     files[MANIFEST] = encode_json(Manifest.for_files(files).to_dict(), MANIFEST)
     return files
 
@@ -254,6 +285,7 @@ def bundle_from_files(
         thresholds={str(k): float(v) for k, v in policy["thresholds"].items()},
         histograms=decode_histograms(files[HISTOGRAMS_FILE]),
         metadata=metadata,
+        online=decode_npz(files[ONLINE_FILE], ONLINE_FILE) if ONLINE_FILE in files else {},
     )
 
 
@@ -268,7 +300,7 @@ def save_bundle(bundle: ModelBundle, directory: str | os.PathLike[str]) -> Manif
         raise BundleExistsError(f"{path}: exists and is not an empty directory")
     files = bundle_files(bundle)  # encode everything before touching the disk
     path.mkdir(parents=True, exist_ok=True)
-    for name in (*BUNDLE_FILES, MANIFEST):
+    for name in file_order(files):
         atomic_write_bytes(path / name, files[name])
     return Manifest.from_dict(json.loads(files[MANIFEST]))
 

@@ -41,7 +41,6 @@ from typing import Any
 
 import pyarrow.fs as pafs
 
-from training.artifacts.bundle import BUNDLE_FILES
 from training.artifacts.bundle import MANIFEST
 from training.artifacts.bundle import METADATA_FILE
 from training.artifacts.bundle import BundleIntegrityError
@@ -49,6 +48,7 @@ from training.artifacts.bundle import ModelBundle
 from training.artifacts.bundle import bundle_files
 from training.artifacts.bundle import bundle_from_files
 from training.artifacts.bundle import code_version
+from training.artifacts.bundle import file_order
 from training.artifacts.bundle import verify_files
 from training.artifacts.errors import BadAliasError
 from training.artifacts.errors import LockTimeoutError
@@ -164,7 +164,7 @@ class Registry:
         staging = f"staging/{uuid.uuid4().hex}"
         vdir: str | None = None
         try:
-            for name in (*BUNDLE_FILES, MANIFEST):
+            for name in file_order(files):
                 store.write(f"{staging}/{name}", files[name])
             staged = {n: store.read(f"{staging}/{n}") for n in store.list(staging)}
             bundle_from_files(staged)  # what we publish is exactly what loaded back
@@ -174,7 +174,7 @@ class Registry:
                     f"version {version} already exists; versions are immutable"
                 )
             vdir = f"versions/{version}"  # ours from here on: remove it if anything fails
-            for name in BUNDLE_FILES:
+            for name in file_order(staged)[:-1]:
                 store.write(f"{vdir}/{name}", staged[name])
             store.write(f"{vdir}/{MANIFEST}", staged[MANIFEST])  # last: the version now exists
         except BaseException:

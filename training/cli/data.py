@@ -28,7 +28,7 @@ __all__ = ["data", "download", "import_binance", "import_tardis", "import_ws", "
 BINANCE_KINDS = ("trades", "aggTrades", "bookTicker", "depth", "klines")
 TARDIS_KINDS = ("book", "trades")
 DOWNLOAD_KINDS = ("trades", "aggTrades", "bookTicker", "klines")
-SYNTH_PRESETS = ("micro", "realistic")
+SYNTH_PRESETS = ("micro", "null", "realistic")
 BASE_URL = "https://data.binance.vision"
 
 
@@ -213,7 +213,13 @@ def import_tardis(
 
 @data.command("synth")
 @click.option("--symbol", default="BTCUSDT", show_default=True, help="Binance symbol.")
-@click.option("--market", type=click.Choice(["spot", "usdm"]), default="spot", show_default=True)
+@click.option(
+    "--market",
+    type=click.Choice(["spot", "usdm"]),
+    default="spot",
+    show_default=True,
+    help="spot: the spot pair (fees 10/10 bp); usdm: the USD-M perpetual (fees 2/5 bp).",
+)
 @click.option("--days", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--start", default="2024-01-01", show_default=True, help="First UTC day.")
@@ -231,7 +237,8 @@ def import_tardis(
     type=click.Choice(SYNTH_PRESETS),
     default="realistic",
     show_default=True,
-    help="realistic: bp-scale moves calibrated on real BTCUSDT; micro: tick-scale moves.",
+    help="realistic: bp-scale moves calibrated on real BTCUSDT; micro: tick-scale moves; null: "
+    "the realistic regimes with nothing that predicts the sign of a move (no edge exists).",
 )
 @_name
 @_out

@@ -15,15 +15,18 @@ Error: Invalid value for '--days': '08/08/2024' is not YYYY-MM-DD (Invalid isofo
 from __future__ import annotations
 
 import datetime
+from typing import Any
 
 import click
 
 __all__ = [
     "catalog_option",
+    "cost_options",
     "days_option",
     "out_option",
     "registry_option",
     "symbol_option",
+    "test_days_option",
 ]
 
 
@@ -84,3 +87,32 @@ def out_option(help: str, *, param: str = "out_dir", file_okay: bool = False) ->
     return click.option(
         "--out", param, required=True, type=click.Path(file_okay=file_okay), help=help
     )
+
+
+#: ``training.costs.FEE_TIERS``' names, spelled here so ``nhmm --help`` stays light (numpy-free);
+#: a test holds them equal.
+FEE_TIER_NAMES = ("spot", "spot-bnb", "usdm", "usdm-bnb")
+
+
+def cost_options(f: Any) -> Any:
+    """``--maker-bps``, ``--taker-bps``, ``--fee-tier``: the cost model's fees (default: the
+    instrument's own; :class:`training.costs.CostModel`)."""
+    f = click.option(
+        "--fee-tier",
+        type=click.Choice(FEE_TIER_NAMES),
+        default=None,
+        help="A Binance default fee tier instead of the instrument's fees.",
+    )(f)
+    f = click.option("--taker-bps", type=float, default=None, help="Taker fee override (bp).")(f)
+    return click.option("--maker-bps", type=float, default=None, help="Maker fee override (bp).")(f)
+
+
+#: ``--test-days N``: the last N selected days are the test period, never seen by fitting or
+#: any choice (one day: its tail).
+test_days_option = click.option(
+    "--test-days",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Last N days held out as the untouched test period (one day: its last 20%).",
+)

@@ -12,8 +12,10 @@ from typing import TYPE_CHECKING
 import click
 
 from training.cli.options import catalog_option
+from training.cli.options import cost_options
 from training.cli.options import days_option
 from training.cli.options import registry_option
+from training.cli.options import test_days_option
 
 if TYPE_CHECKING:
     from training.pipelines.sweep import SweepResult
@@ -27,18 +29,23 @@ def print_top(result: SweepResult, n: int = 10) -> None:
     from rich.table import Table
 
     rows = sorted(result.trials.to_pylist(), key=lambda r: -r["objective"])[:n]
-    table = Table(title=f"{result.sweep_id}: top {len(rows)} (best {result.best_trial})")
+    table = Table(
+        title=f"{result.sweep_id}: SEARCH top {len(rows)} (best {result.best_trial}); objective = "
+        "walk-forward net bp/day, fold mean - 1 SE (optimistic for the winner: it was chosen on it)"
+    )
     cols = (
         "trial",
         "objective",
+        "fold_mean",
+        "fold_se",
         "k",
         "covariance_type",
         "threshold",
         "horizon_s",
-        "valid_bic",
-        "posterior_entropy",
+        "round_trips_per_day",
+        "gross_edge_bp_per_rt",
+        "cost_bp_per_rt",
         "policy_accuracy",
-        "trades",
         "folds_done",
         "rejected",
     )
@@ -69,6 +76,8 @@ def print_top(result: SweepResult, n: int = 10) -> None:
 )
 @click.option("--n-init", "n_inits", multiple=True, type=int, help="n_init choices.")
 @click.option("--hmm-n-iter", type=int, default=100, show_default=True)
+@cost_options
+@test_days_option
 @click.option("--out", "out_dir", default="sweeps", show_default=True)
 @click.option("--cache", "cache_dir", default=None, help="Default: CATALOG/.feature_cache.")
 @registry_option
@@ -86,6 +95,10 @@ def sweep(
     covariances: tuple[str, ...],
     n_inits: tuple[int, ...],
     hmm_n_iter: int,
+    maker_bps: float | None,
+    taker_bps: float | None,
+    fee_tier: str | None,
+    test_days: int,
     out_dir: str,
     cache_dir: str | None,
     registry_root: str | None,
@@ -113,6 +126,10 @@ def sweep(
         scheduler=scheduler,  # type: ignore[arg-type]
         max_concurrent=max_concurrent,
         hmm_n_iter=hmm_n_iter,
+        maker_bps=maker_bps,
+        taker_bps=taker_bps,
+        fee_tier=fee_tier,
+        test_days=test_days,
     )
     result = run_sweep(
         catalog_root,
@@ -123,5 +140,9 @@ def sweep(
         address=address,
         num_cpus=num_cpus,
     )
+    from training.cli.train import print_test_block
+
     print_top(result)
+    if result.test is not None:
+        print_test_block(result.test, f"{result.best_trial} refit on the search days -> TEST")
     click.echo(f"sweep {result.sweep_id}: best {result.best_trial} -> {result.version}")

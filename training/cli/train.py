@@ -11,11 +11,40 @@ import datetime
 import click
 
 from training.cli.options import catalog_option
+from training.cli.options import cost_options
 from training.cli.options import days_option
 from training.cli.options import registry_option
 from training.cli.options import symbol_option
+from training.cli.options import test_days_option
 
-__all__ = ["train"]
+__all__ = ["print_test_block", "train"]
+
+#: The ``test`` figures printed, in this order.
+_TEST_ROWS = ("net_pnl_per_day", "net_bp_per_day", "round_trips_per_day", "gross_edge_bp_per_rt",
+              "cost_bp_per_rt", "net_bp_per_rt", "hit_rate", "fees", "days", "policy_accuracy",
+              "regime_accuracy", "valid_loglik_per_sample", "k")  # fmt: skip
+
+
+def print_test_block(block: dict, title: str) -> None:
+    """The ``test`` block as a table: what the model earned, simulated, where nothing was fitted
+    or chosen, with its CI; the period is named (one day: a tail of the training day)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column("test metric (simulated, out-of-sample)")
+    table.add_column("value", justify="right")
+    lo, hi = block["net_pnl_per_day_ci"]
+    table.add_row("period", str(block["period"]))
+    for name in _TEST_ROWS:
+        if name in block:
+            table.add_row(name, f"{block[name]:.6g}")
+        if name == "net_pnl_per_day":
+            table.add_row(
+                f"  {block['ci_level']:.0%} CI ({block['ci_blocks']} blocks)",
+                f"[{lo:.4g}, {hi:.4g}]",
+            )
+    Console().print(table)
 
 
 @click.command("train")
@@ -28,8 +57,15 @@ __all__ = ["train"]
 )
 @click.option("--n-init", type=int, default=5, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--horizon-s", type=float, default=10.0, show_default=True)
-@click.option("--fee-bps", type=float, default=None, help="Default: the instrument's maker fee.")
+@click.option(
+    "--horizon-s",
+    type=float,
+    default=None,
+    help="Label horizon = holding time [default: the shortest horizon whose median move on the "
+    "training days is worth 2 round trips: training.pipelines.train.choose_horizon_s].",
+)
+@cost_options
+@test_days_option
 @registry_option
 @click.option("--alias", default="candidate", show_default=True)
 def train(
@@ -40,18 +76,20 @@ def train(
     covariance: str,
     n_init: int,
     seed: int,
-    horizon_s: float,
-    fee_bps: float | None,
+    horizon_s: float | None,
+    maker_bps: float | None,
+    taker_bps: float | None,
+    fee_tier: str | None,
+    test_days: int,
     registry_root: str | None,
     alias: str,
 ) -> None:
-    """Fit HMM + policy head on a symbol's days, evaluate on the last day, register it."""
+    """Fit HMM + policy head on a symbol's days but the last --test-days, trade those in the
+    simulator (the ``test`` block), register the model."""
     import time
 
-    from rich.console import Console
-    from rich.table import Table
-
     from training.artifacts.registry import Registry
+    from training.costs import CostModel
     from training.data.catalog import MarketCatalog
     from training.models.hmm import HMMConfig
     from training.models.labels import LabelConfig
@@ -59,8 +97,9 @@ def train(
     from training.pipelines import train as pipeline
 
     catalog = MarketCatalog(catalog_root)
-    if fee_bps is None:
-        fee_bps = float(catalog.instrument(symbol).maker_fee) * 1e4
+    costs = CostModel.for_instrument(
+        catalog.instrument(symbol), maker_bps=maker_bps, taker_bps=taker_bps, fee_tier=fee_tier
+    )
     config = pipeline.TrainConfig(
         hmm=HMMConfig(
             k_range=(min(k_range), max(k_range)),
@@ -69,16 +108,18 @@ def train(
             seed=seed,
         ),
         policy=PolicyConfig(seed=seed),
-        labels=LabelConfig(horizon_s=horizon_s, fee_bps=fee_bps),
+        labels=LabelConfig(horizon_s=horizon_s or 300.0, costs=costs),
+        test_days=test_days,
+        auto_horizon=horizon_s is None,
     )
     t0 = time.perf_counter()
-    bundle, metrics = pipeline.train(catalog, symbol, list(days) or None, config, progress=True)
+    bundle, test = pipeline.train(catalog, symbol, list(days) or None, config, progress=True)
     version = Registry(registry_root).register(bundle, alias=alias)
-    table = Table(title=f"{symbol}: {version} → {alias}")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    for name, value in metrics.items():
-        table.add_row(name, f"{value:.6g}")
-    table.add_row("wall_time_s", f"{time.perf_counter() - t0:.1f}")
-    Console().print(table)
+    click.echo(
+        f"costs: maker {costs.maker_bps:g} bp, taker {costs.taker_bps:g} bp, passive round trip "
+        f"{costs.round_trip_bps():g} bp; horizon "
+        f"{bundle.metadata['config']['labels']['horizon_s']:g} s; trained on "
+        f"{', '.join(bundle.metadata['symbol_days'])}"
+    )
+    print_test_block(test, f"{symbol}: {version} → {alias} ({time.perf_counter() - t0:.1f} s)")
     click.echo(version)

@@ -1,9 +1,12 @@
-"""Parallel, cached FEATURES_V1 extraction: one Ray task per symbol-day, Parquet on disk.
+"""Parallel, cached FEATURES_V1 extraction: one Ray task per symbol, Parquet per symbol-day.
 
-A cached table is keyed by the SHA-256 of the symbol-day's partition files (and ground-truth
-labels, when present) plus the feature schema (version and every window), so a second sweep on
-the same data reads Parquet instead of replaying the book. Each day starts a fresh engine
-(:func:`training.features.offline.extract_features`), which makes days independent tasks.
+The days of a symbol go through ONE continuous engine (:func:`extract_many`), as the backtest
+and the live node compute features: the standardiser and the warm-up carry over from one day to
+the next instead of restarting every day. So a day's table depends on the days before it, and
+its cache key chains them: the SHA-256 of the previous day's key, the symbol-day's partition
+files (and ground-truth labels, when present), the feature schema (version and every window) and
+the table layout. A second sweep on the same data reads Parquet instead of replaying the book;
+symbols are independent tasks.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from training.data.catalog import MarketCatalog
 from training.data.catalog import SymbolDay
 from training.errors import BadInputError
 from training.errors import SchemaMismatchError
-from training.features.offline import extract_features
+from training.features.offline import extract_many
 from training.features.offline import market_of
 from training.features.offline import read_features
 from training.features.offline import write_table
@@ -50,9 +53,17 @@ def _file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def cache_key(catalog: MarketCatalog, sd: SymbolDay, schema: FeatureSchema) -> str:
-    """SHA-256 over the symbol-day's data files (by kind) and the schema's JSON."""
+#: Version of the cached table layout (v3: continuous engine, trade extremes after latency).
+TABLE_LAYOUT = "v3-continuous"
+
+
+def cache_key(
+    catalog: MarketCatalog, sd: SymbolDay, schema: FeatureSchema, previous: str = ""
+) -> str:
+    """SHA-256 over ``previous`` (the key of the day before in the same engine run), the
+    symbol-day's data files (by kind), the schema's JSON and :data:`TABLE_LAYOUT`."""
     h = hashlib.sha256()
+    h.update(f"{TABLE_LAYOUT}\n{previous}\n".encode())
     h.update(f"{sd.instrument_id}/{sd.day.isoformat()}\n".encode())
     files = dict(catalog.files(sd))
     labels = catalog.labels_path(sd)
@@ -69,13 +80,19 @@ def cache_path(cache_dir: str | Path, sd: SymbolDay, key: str) -> Path:
     return Path(cache_dir) / sd.instrument_id / f"{sd.day.isoformat()}-{key[:16]}.parquet"
 
 
-def _extract_to(catalog_root: str, symbol: str, day: str, schema: dict, path: str) -> str:
-    """Worker body: extract one symbol-day and write it atomically."""
+def _extract_to(
+    catalog_root: str, symbol: str, days: list[str], schema: dict, paths: list[str]
+) -> list[str]:
+    """Worker body: one symbol's days through one engine, each day's table written atomically."""
     catalog = MarketCatalog(catalog_root)
-    table = extract_features(
-        catalog, symbol, datetime.date.fromisoformat(day), FeatureSchema.from_dict(schema)
+    tables = extract_many(
+        catalog,
+        symbol,
+        [datetime.date.fromisoformat(d) for d in days],
+        FeatureSchema.from_dict(schema),
+        progress=False,
     )
-    return str(write_table(table, Path(path)))
+    return [str(write_table(t, Path(p))) for t, p in zip(tables.values(), paths, strict=True)]
 
 
 def cached_features(
@@ -85,7 +102,8 @@ def cached_features(
     schema: FeatureSchema | None = None,
     progress: bool = True,
 ) -> CacheResult:
-    """Feature files of ``symbol_days``, extracting the missing ones as parallel Ray tasks.
+    """Feature files of ``symbol_days`` (each symbol's days through one continuous engine),
+    extracting the symbols with a missing day as parallel Ray tasks.
 
     Ray must be connected (``cluster.connect``); workers need the catalog path on their machine.
     ``schema`` defaults to each instrument's market schema; ``cache_dir`` to
@@ -97,28 +115,32 @@ def cached_features(
         raise BadInputError("cached_features: symbol_days is empty", field="symbol_days")
     cache_root = Path(cache_dir) if cache_dir is not None else catalog.root / CACHE_DIRNAME
     paths: dict[SymbolDay, Path] = {}
-    todo: dict[SymbolDay, tuple[Path, FeatureSchema]] = {}
-    for sd in symbol_days:
-        sd_schema = schema or schema_for(market_of(sd.instrument_id))
-        path = cache_path(cache_root, sd, cache_key(catalog, sd, sd_schema))
-        paths[sd] = path
-        if not path.exists():
-            todo[sd] = (path, sd_schema)
+    todo: list[tuple[str, list[SymbolDay], FeatureSchema]] = []
+    by_symbol: dict[str, list[SymbolDay]] = {}
+    for sd in sorted(symbol_days, key=lambda sd: (sd.instrument_id, sd.day)):
+        by_symbol.setdefault(sd.instrument_id, []).append(sd)
+    for instrument_id, sds in by_symbol.items():
+        sd_schema = schema or schema_for(market_of(instrument_id))
+        key = ""
+        for sd in sds:
+            key = cache_key(catalog, sd, sd_schema, key)
+            paths[sd] = cache_path(cache_root, sd, key)
+        if not all(paths[sd].exists() for sd in sds):
+            todo.append((instrument_id, sds, sd_schema))
+    misses = sum(len(sds) for _, sds, _ in todo)
     if todo:
         task = ray.remote(num_cpus=1)(_extract_to)
-        refs = {
-            task.remote(
-                str(catalog.root), sd.instrument_id, sd.day.isoformat(), s.to_dict(), str(p)
-            ): sd
-            for sd, (p, s) in todo.items()
-        }
-        pending = list(refs)
-        with tqdm(total=len(pending), desc="features", unit="day", disable=not progress) as bar:
+        pending = [
+            task.remote(str(catalog.root), inst, [sd.day.isoformat() for sd in sds],
+                        s.to_dict(), [str(paths[sd]) for sd in sds])
+            for inst, sds, s in todo
+        ]  # fmt: skip
+        with tqdm(total=misses, desc="features", unit="day", disable=not progress) as bar:
             while pending:
                 done, pending = ray.wait(pending, num_returns=1)
-                ray.get(done)  # re-raises a worker's error with the symbol-day's traceback
-                bar.update(len(done))
-    return CacheResult(paths=paths, hits=len(symbol_days) - len(todo), misses=len(todo))
+                bar.update(len(ray.get(done)[0]))  # re-raises a worker's error with its traceback
+    paths = {sd: paths[sd] for sd in symbol_days}
+    return CacheResult(paths=paths, hits=len(symbol_days) - misses, misses=misses)
 
 
 def load_tables(paths: dict[SymbolDay, Path]) -> tuple[FeatureSchema, dict[SymbolDay, pa.Table]]:

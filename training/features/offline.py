@@ -4,7 +4,10 @@ Columns: ``ts`` (int64 ns, the sample boundary), ``z_<name>`` (standardised, 0.0
 ``raw_<name>``, ``ready``, ``session``, ``book_ok``, ``mid``, ``spread_bp``, ``best_bid``,
 ``best_ask``, ``microprice``, ``vwap``, ``realised_vol_bp`` and, when the catalog holds
 ground-truth labels for the symbol-day (synthetic market), ``regime`` (int8) — the regime in force
-just before the sample boundary, i.e. over the interval the sample summarises. z columns are
+just before the sample boundary, i.e. over the interval the sample summarises — and, for the
+trade simulator, ``next_sell_low`` / ``next_buy_high``: the lowest seller-initiated and highest
+buyer-initiated trade price from the sample to the next one (NaN when none), what a resting
+order placed at the sample could have been filled by. z columns are
 prefixed because ``spread_bp`` is both a feature and a book value. The schema is stored as JSON
 in the Parquet metadata (key ``nhmm.feature_schema``); :func:`read_features` gives it back.
 
@@ -50,6 +53,7 @@ __all__ = [
     "raw_columns",
     "read_features",
     "regime_labels",
+    "trade_extremes",
     "write_table",
     "z_columns",
 ]
@@ -73,8 +77,61 @@ def raw_columns(schema: FeatureSchema) -> list[str]:
     return [f"raw_{n}" for n in schema.names]
 
 
+#: The venue latency (ns) an order placed at a sample needs before it can be filled: a trade
+#: earlier than that cannot fill it (the backtest's default ``VenueOptions.latency_ms``).
+ORDER_LATENCY_NS = 5_000_000
+
+
+def trade_extremes(
+    ts: np.ndarray,
+    trade_ts: np.ndarray,
+    price: np.ndarray,
+    aggressor: np.ndarray,
+    event_ts: np.ndarray | None = None,
+    latency_ns: int = ORDER_LATENCY_NS,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(next_sell_low, next_buy_high)`` per sample: the extreme seller-/buyer-initiated trade
+    price that an order placed at the sample could meet, NaN when none. A sample is emitted on
+    the first event at or after its boundary (``event_ts``: every event's time; default the
+    trades'), and its order reaches the venue ``latency_ns`` later: sample ``i``'s window runs
+    from then to the same moment of sample ``i + 1``.
+
+    The trade at 1 emits sample 0 (it is before the order); those at 2, 3 and 12 (the one that
+    emits sample 1) can meet sample 0's order:
+
+    >>> lo, hi = trade_extremes(np.array([0, 10]), np.array([1, 2, 3, 12]),
+    ...                         np.array([99.0, 98.0, 101.0, 97.0]), np.array([2, 2, 1, 2]),
+    ...                         latency_ns=0)
+    >>> lo.tolist(), hi.tolist()
+    ([97.0, nan], [101.0, nan])
+    """
+    from training.data.columns import BUYER
+    from training.data.columns import SELLER
+
+    n = len(ts)
+    low, high = np.full(n, np.inf), np.full(n, -np.inf)
+    t = np.asarray(trade_ts, dtype=np.int64)
+    events = np.sort(np.asarray(t if event_ts is None else event_ts, dtype=np.int64))
+    if n and len(events):
+        first = np.searchsorted(events, np.asarray(ts, dtype=np.int64), side="left")
+        starts = events[np.minimum(first, len(events) - 1)] + latency_ns
+        starts = np.maximum.accumulate(starts)
+        i = np.searchsorted(starts, t, side="left") - 1  # starts[i] < trade <= starts[i + 1]
+        ok = i >= 0
+        agg = np.asarray(aggressor)
+        px = np.asarray(price, dtype=np.float64)
+        np.minimum.at(low, i[ok & (agg == SELLER)], px[ok & (agg == SELLER)])
+        np.maximum.at(high, i[ok & (agg == BUYER)], px[ok & (agg == BUYER)])
+    low[np.isinf(low)] = np.nan
+    high[np.isinf(high)] = np.nan
+    return low, high
+
+
 def features_table(
-    samples: list[FeatureSample], schema: FeatureSchema, regime: np.ndarray | None = None
+    samples: list[FeatureSample],
+    schema: FeatureSchema,
+    regime: np.ndarray | None = None,
+    extremes: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> pa.Table:
     """Samples -> Arrow table with the schema JSON in its metadata."""
     cols = samples_to_columns(samples, len(schema.names))
@@ -87,6 +144,9 @@ def features_table(
         arrays[name] = pa.array(cols[name])
     if regime is not None:
         arrays["regime"] = pa.array(np.asarray(regime, dtype=np.int8))
+    if extremes is not None:
+        arrays["next_sell_low"] = pa.array(extremes[0], pa.float64())
+        arrays["next_buy_high"] = pa.array(extremes[1], pa.float64())
     table = pa.table(arrays)
     meta = {SCHEMA_KEY: json.dumps(schema.to_dict(), sort_keys=True).encode()}
     return table.replace_schema_metadata(meta)
@@ -113,7 +173,11 @@ def _day_table(
     ev = catalog.load(sd.instrument_id, sd.day)
     samples = engine.run(ev.deltas, ev.trades)
     ts = np.fromiter((s.ts_ns for s in samples), np.int64, len(samples))
-    table = features_table(samples, engine.schema, regime_labels(catalog, sd, ts))
+    tr = ev.trades
+    extremes = trade_extremes(
+        ts, tr.ts_event, tr.price, tr.aggressor, np.r_[ev.deltas.ts_event, tr.ts_event]
+    )
+    table = features_table(samples, engine.schema, regime_labels(catalog, sd, ts), extremes)
     return table, len(ev.deltas) + len(ev.trades)
 
 

@@ -2,22 +2,32 @@
 
 ``label(t)`` depends only on ``mid[t]``, ``spread_bp[t]`` and ``mid`` at the first sample at or
 after ``t + horizon`` — never on anything earlier, nor on anything later than that sample.
-Samples whose horizon runs past the end of the data are marked invalid (not NaN-filled).
+Samples whose horizon runs past the end of the data, or whose horizon would cross into another
+session (``lengths``), are marked invalid (not NaN-filled).
+
+The cost a move must beat is the round trip of :class:`training.costs.CostModel` in the
+strategy's execution style (``passive``: post-only entry and exit, ``2 x maker``; an aggressive
+exit adds the taker fee and half the spread), plus perp funding when the horizon spans a funding
+time, plus ``min_edge_bps``.
 
 >>> ts = np.arange(5) * 1_000_000_000
+>>> costs = CostModel(maker_bps=1.0, taker_bps=1.0)
 >>> lab = make_labels(ts, np.array([100.0, 100.0, 100.2, 99.9, 99.9]), np.full(5, 2.0),
-...                   LabelConfig(horizon_s=2.0, fee_bps=1.0))
->>> lab.classes.tolist(), lab.valid.tolist()
-([2, 0, 0, 1, 1], [True, True, True, False, False])
+...                   LabelConfig(horizon_s=2.0, costs=costs))
+>>> lab.classes.tolist(), lab.valid.tolist(), float(lab.cost_bp[0])
+([2, 0, 0, 1, 1], [True, True, True, False, False], 2.0)
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from dataclasses import field
 
 import numpy as np
 
+from training.costs import EXEC_STYLES
+from training.costs import CostModel
 from training.errors import BadInputError
 
 SELL, FLAT, BUY = 0, 1, 2
@@ -26,23 +36,31 @@ CLASS_NAMES = ("sell", "flat", "buy")
 
 @dataclass(frozen=True)
 class LabelConfig:
-    """Horizon and costs. ``fee_bps`` is one side's fee; ``min_edge_bps`` is demanded on top."""
+    """Horizon and costs: the round trip of ``costs`` in execution ``style`` (the strategy's is
+    ``passive``), and ``min_edge_bps`` demanded on top. The default costs are Binance spot's
+    default tier (10 bp a side); the pipelines always pass the instrument's own."""
 
-    horizon_s: float = 10.0
-    fee_bps: float = 1.0
+    horizon_s: float = 300.0
+    costs: CostModel = field(default_factory=lambda: CostModel.tier("spot"))
+    style: str = "passive"
     min_edge_bps: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.horizon_s > 0:
             raise BadInputError(f"LabelConfig.horizon_s must be > 0, got {self.horizon_s}")
-        if self.fee_bps < 0 or self.min_edge_bps < 0:
-            raise BadInputError("LabelConfig.fee_bps and min_edge_bps must be >= 0")
+        if self.min_edge_bps < 0:
+            raise BadInputError("LabelConfig.min_edge_bps must be >= 0")
+        if self.style not in EXEC_STYLES:
+            raise BadInputError(f"LabelConfig.style: {self.style!r} not in {EXEC_STYLES}")
+        if isinstance(self.costs, dict):  # from a bundle's metadata
+            object.__setattr__(self, "costs", CostModel.from_dict(self.costs))
 
 
 @dataclass(frozen=True, eq=False)
 class Labels:
     """Per-sample labels: ``classes`` (0 sell, 1 flat, 2 buy; flat where invalid), ``valid``,
-    ``forward_return_bp`` (0 where invalid) and ``cost_bp`` (half-spread + fee)."""
+    ``forward_return_bp`` (0 where invalid) and ``cost_bp`` (the round trip's fees and spread,
+    without funding or ``min_edge_bps``)."""
 
     classes: np.ndarray
     valid: np.ndarray
@@ -119,8 +137,9 @@ def make_labels(
     config: LabelConfig = LabelConfig(),
     lengths: Sequence[int] | None = None,
 ) -> Labels:
-    """Buy if the forward return beats the cost (half-spread + fee + min edge), sell if it is
-    below minus that, else flat. ``lengths``: sessions a horizon must not cross."""
+    """Buy if the forward return beats the cost (round trip + funding a long pays + min edge),
+    sell if it is below minus (round trip + funding a short pays + min edge), else flat.
+    ``lengths``: sessions a horizon must not cross."""
     ret, valid = forward_returns(ts_ns, mid, config.horizon_s, lengths)
     sp = np.asarray(spread_bp, dtype=np.float64)
     if sp.shape != ret.shape:
@@ -131,9 +150,12 @@ def make_labels(
             f"spread_bp: non-finite or negative value {sp[bad[0]]} at index {int(bad[0])}"
         )
     fwd_bp = ret * 1e4
-    cost = 0.5 * sp + config.fee_bps
-    edge = cost + config.min_edge_bps
+    cost = np.asarray(config.costs.round_trip_bps(config.style, sp), dtype=np.float64)
+    ts = np.asarray(ts_ns, dtype=np.int64)
+    funding_long = config.costs.funding_bps_between(
+        np.ones(len(ts)), ts, ts + round(config.horizon_s * 1e9)
+    )
     classes = np.full(len(ret), FLAT, dtype=np.int8)
-    classes[valid & (fwd_bp > edge)] = BUY
-    classes[valid & (fwd_bp < -edge)] = SELL
+    classes[valid & (fwd_bp > cost + funding_long + config.min_edge_bps)] = BUY
+    classes[valid & (-fwd_bp > cost - funding_long + config.min_edge_bps)] = SELL
     return Labels(classes=classes, valid=valid, forward_return_bp=fwd_bp, cost_bp=cost)

@@ -281,37 +281,27 @@ def evaluate_policy(
     posteriors: np.ndarray,
     features: np.ndarray,
     labels: np.ndarray,
-    forward_return_bp: np.ndarray,
-    cost_bp: np.ndarray,
     valid_mask: np.ndarray | None = None,
 ) -> dict[str, float]:
-    """Accuracy and a simple cost-aware P&L: each buy earns ``fwd - cost``, each sell
-    ``-fwd - cost`` (bp, one unit, no overlap handling). Hit rate = share of trades with net > 0."""
+    """Classification figures of the head on labelled rows: accuracy, how many rows signal
+    buy/sell, mean |score|. Not a PnL: one signal per second over a multi-minute horizon is
+    not one trade each, so what the signals earn is the trade simulator's to say
+    (:mod:`training.simulation`)."""
     X = policy_inputs(posteriors, features)
     y = np.asarray(labels)
-    fwd = np.asarray(forward_return_bp, dtype=np.float64)
-    cost = np.asarray(cost_bp, dtype=np.float64)
-    for name, a in (("labels", y), ("forward_return_bp", fwd), ("cost_bp", cost)):
-        if a.shape != (X.shape[0],):
-            raise BadInputError(f"{name}: expected shape ({X.shape[0]},), got {a.shape}")
+    if y.shape != (X.shape[0],):
+        raise BadInputError(f"labels: expected shape ({X.shape[0]},), got {y.shape}")
     mask = np.ones(len(y), dtype=bool) if valid_mask is None else np.asarray(valid_mask, dtype=bool)
-    X, y, fwd, cost = X[mask], y[mask], fwd[mask], cost[mask]
+    X, y = X[mask], y[mask]
     if len(y) == 0:
         raise BadInputError("evaluate_policy: no valid rows")
     proba = head.predict_proba(X)
     act, score = head.decide_many(proba)
-    side = np.where(act == _BUY, 1.0, np.where(act == _SELL, -1.0, 0.0))
-    traded = side != 0
-    net = side * fwd - cost
-    trades = int(traded.sum())
     return {
         "n": float(len(y)),
         "accuracy": float((proba.argmax(axis=1) == y).mean()),
-        "trades": float(trades),
+        "signals": float((act != _FLAT).sum()),
         "buys": float((act == _BUY).sum()),
         "sells": float((act == _SELL).sum()),
-        "net_pnl_bp": float(net[traded].sum()),
-        "mean_net_bp": float(net[traded].mean()) if trades else 0.0,
-        "hit_rate": float((net[traded] > 0).mean()) if trades else 0.0,
         "mean_abs_score": float(np.abs(score).mean()),
     }

@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
 
+from training.costs import CostModel
 from training.models.labels import BUY
 from training.models.labels import FLAT
 from training.models.labels import SELL
@@ -31,18 +32,51 @@ def test_forward_returns_on_irregular_clock() -> None:
 
 
 def test_make_labels_thresholds_and_costs() -> None:
+    # issue 11: the cost is a whole round trip of the cost model, not one fee + half spread
     ts = np.arange(6) * S
     mid = np.array([100.0, 100.03, 100.0, 99.97, 100.0, 100.0])  # ~ +3, -3, -3, +3 bp steps
     spread = np.array([2.0, 2.0, 6.0, 2.0, 2.0, 2.0])
-    lab = make_labels(ts, mid, spread, LabelConfig(horizon_s=1.0, fee_bps=1.0))
-    np.testing.assert_allclose(lab.cost_bp, 0.5 * spread + 1.0)
+    costs = CostModel(maker_bps=1.0, taker_bps=2.0)
+    lab = make_labels(ts, mid, spread, LabelConfig(horizon_s=1.0, costs=costs))
+    np.testing.assert_allclose(lab.cost_bp, 2.0)  # passive: 2 x maker, no spread crossed
     assert lab.classes.dtype == np.int8
-    # t0: +3bp > 2 -> buy; t1: -3bp < -2 -> sell; t2: -3bp but cost 4 -> flat; t3: +3bp -> buy
-    assert lab.classes.tolist() == [BUY, SELL, FLAT, BUY, FLAT, FLAT]
+    # t0: +3bp > 2 -> buy; t1: -3bp < -2 -> sell; t2: -3bp -> sell; t3: +3bp -> buy
+    assert lab.classes.tolist() == [BUY, SELL, SELL, BUY, FLAT, FLAT]
     assert lab.valid.tolist() == [True] * 5 + [False]
     np.testing.assert_allclose(lab.forward_return_bp[0], 1e4 * np.log(100.03 / 100.0))
-    edged = make_labels(ts, mid, spread, LabelConfig(horizon_s=1.0, fee_bps=1.0, min_edge_bps=1.5))
+    # an aggressive exit pays maker + taker + half the spread: 3 + 1 = 4 bp at t0, 6 bp at t2
+    aggr = make_labels(ts, mid, spread, LabelConfig(1.0, costs, style="aggressive_exit"))
+    np.testing.assert_allclose(aggr.cost_bp, 3.0 + 0.5 * spread)
+    assert aggr.classes.tolist() == [FLAT] * 6
+    edged = make_labels(ts, mid, spread, LabelConfig(horizon_s=1.0, costs=costs, min_edge_bps=1.5))
     assert edged.classes.tolist() == [FLAT] * 6
+
+
+def test_flat_zero_spread_market_is_flat_unless_the_move_beats_two_fees() -> None:
+    # a zero-spread market with moves of 0.9 and 1.1 x the passive round trip (2 x maker fee):
+    # only the larger ones are labelled; one fee (the old rule) would have labelled them all
+    fee = 10.0
+    steps = np.array([0.0, 0.9, -0.9, 1.1, -1.1, 0.0]) * 2 * fee  # bp
+    mid = 100.0 * np.exp(np.cumsum(steps) * 1e-4)
+    lab = make_labels(np.arange(6) * S, mid, np.zeros(6),
+                      LabelConfig(horizon_s=1.0, costs=CostModel(fee, fee)))  # fmt: skip
+    assert lab.classes.tolist() == [FLAT, FLAT, BUY, SELL, FLAT, FLAT]
+    assert (lab.valid[:5]).all()
+    flat = make_labels(np.arange(50) * S, np.full(50, 100.0), np.zeros(50),
+                       LabelConfig(horizon_s=5.0, costs=CostModel(fee, fee)))  # fmt: skip
+    assert (flat.classes == FLAT).all()
+
+
+def test_perp_labels_pay_funding_across_a_funding_time() -> None:
+    # a +3 bp move over a horizon spanning 08:00 UTC: a long pays 1 bp funding, a short gets it
+    eight = 8 * 3600 * S
+    ts = np.array([eight - 2 * S, eight + 3 * S])
+    mid = np.array([100.0, 100.0 * np.exp(3.0e-4)])
+    perp = CostModel(maker_bps=1.0, taker_bps=2.0, perp=True, funding_bps=1.5)
+    lab = make_labels(ts, mid, np.zeros(2), LabelConfig(horizon_s=5.0, costs=perp))
+    assert lab.classes[0] == FLAT  # 3 bp < 2 bp round trip + 1.5 bp funding
+    spot = make_labels(ts, mid, np.zeros(2), LabelConfig(horizon_s=5.0, costs=CostModel(1.0, 2.0)))
+    assert spot.classes[0] == BUY
 
 
 def test_label_uses_only_data_from_t_to_first_sample_after_horizon() -> None:
@@ -51,7 +85,7 @@ def test_label_uses_only_data_from_t_to_first_sample_after_horizon() -> None:
     ts = np.cumsum(rng.integers(200_000_000, 1_500_000_000, size=n)).astype(np.int64)
     mid = 100.0 * np.exp(np.cumsum(rng.normal(0, 3e-4, size=n)))
     spread = rng.uniform(0.5, 3.0, size=n)
-    cfg = LabelConfig(horizon_s=5.0, fee_bps=0.5)
+    cfg = LabelConfig(horizon_s=5.0, costs=CostModel(0.5, 0.5), style="aggressive_exit")
     base = make_labels(ts, mid, spread, cfg)
     j = np.searchsorted(ts, ts + 5 * S, side="left")
     for i in (10, 150, 300):

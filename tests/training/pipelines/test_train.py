@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from training.data.catalog import MarketCatalog
 from training.models.hmm import ForwardFilter
 from training.models.hmm import HMMConfig
 from training.models.hmm import regime_accuracy
+from training.models.labels import LabelConfig
 from training.pipelines.feature_set import load_feature_sets
 from training.pipelines.train import TrainConfig
 from training.pipelines.train import fit_model
@@ -59,10 +61,20 @@ def test_state_zero_is_the_calmest(feature_sets, fitted) -> None:
 
 def test_train_registers_a_candidate_with_lineage_metadata(synth_catalog: Path, tmp_path) -> None:
     bundle, metrics = train(MarketCatalog(synth_catalog), "BTCUSDT", None, ONE_FIT)
+    # issue 11: the tradeable, simulated figures of the untouched last day replace net_pnl_bp
     for name in ("valid_loglik_per_sample", "valid_bic", "posterior_entropy", "policy_accuracy",
-                 "net_pnl_bp", "regime_accuracy"):  # fmt: skip
+                 "net_pnl_per_day", "net_bp_per_day", "round_trips", "gross_edge_bp_per_rt",
+                 "cost_bp_per_rt", "regime_accuracy"):  # fmt: skip
         assert np.isfinite(metrics[name]), name
+    assert "net_pnl_bp" not in metrics and "trades" not in metrics
     assert 0.0 < metrics["posterior_entropy"] < 1.0
+    assert metrics["period"] == "days 2024-01-03" and metrics["in_sample"] is False
+    lo, hi = metrics["net_pnl_per_day_ci"]
+    assert lo <= metrics["net_pnl_per_day"] <= hi
+    assert bundle.metadata["test"]["symbol_days"] == ["BTCUSDT.BINANCE/2024-01-03"]
+    assert bundle.metadata["symbol_days"] == [
+        "BTCUSDT.BINANCE/2024-01-01", "BTCUSDT.BINANCE/2024-01-02"]  # fmt: skip
+    assert bundle.metadata["config"]["labels"]["costs"]["maker_bps"] == 10.0
     registry = Registry(str(tmp_path / "store"))
     version = registry.register(bundle)
     loaded = registry.load("candidate")
@@ -105,6 +117,24 @@ def test_cli_trains_and_registers(synth_catalog: Path, tmp_path) -> None:
     version = result.output.strip().splitlines()[-1]
     assert Registry(str(store)).resolve("candidate") == version
     assert "regime_accuracy" in result.output
+    assert "test metric (simulated, out-of-sample)" in result.output
+    assert "days 2024-01-03" in result.output and "CI" in result.output
+    assert "passive round trip 20 bp" in result.output
+    # the default horizon is chosen on the training days: a grid value, 2 round trips of move
+    horizon = Registry(str(store)).load(version).metadata["config"]["labels"]["horizon_s"]
+    assert horizon in (30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0)
+
+
+def test_one_day_tests_on_its_tail_after_a_purge_gap(synth_catalog: Path) -> None:
+    catalog = MarketCatalog(synth_catalog)
+    day = catalog.symbol_days("BTCUSDT")[0].day
+    cfg = dataclasses.replace(ONE_FIT, labels=LabelConfig(horizon_s=120.0))
+    bundle, test = train(catalog, "BTCUSDT", [day], cfg)
+    assert test["period"].startswith(f"tail of {day.isoformat()}")
+    # a backtest of that day would be in-sample: the bundle says it trained on it
+    assert bundle.metadata["symbol_days"] == [f"BTCUSDT.BINANCE/{day.isoformat()}"]
+    _, train_set, tail = load_feature_sets(catalog, "BTCUSDT", [day], gap_s=120.0)
+    assert tail.ts[0] - train_set.ts[-1] >= 120 * 10**9
 
 
 def test_cli_unknown_symbol_is_a_clear_error(synth_catalog: Path, tmp_path) -> None:

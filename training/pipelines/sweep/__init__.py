@@ -23,6 +23,7 @@ from training.pipelines.sweep.trials import REJECTED_SCORE
 from training.pipelines.sweep.trials import REPORTED
 from training.pipelines.sweep.trials import NoUsableTrialError
 from training.pipelines.sweep.trials import best_row
+from training.pipelines.sweep.trials import conservative_score
 from training.pipelines.sweep.trials import trial_reports
 from training.pipelines.sweep.trials import trial_row
 
@@ -35,6 +36,7 @@ __all__ = [
     "SweepPlan",
     "SweepResult",
     "best_row",
+    "conservative_score",
     "plan_sweep",
     "run_sequential",
     "run_sweep",

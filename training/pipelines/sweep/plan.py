@@ -1,8 +1,14 @@
 """Preparing a sweep once: symbol-days, cached features, walk-forward folds, drawn trials.
 
-Fold ``i`` trains on every symbol-day up to day ``i`` and validates on day ``i + 1`` (never the
-reverse): :class:`training.selection.WalkForward` over the selected days. The sweep id is
-derived from the data and the settings, so a rerun gets the same id.
+The last ``test_days`` selected days are the test period, set apart here: no fold, no trial and
+no choice ever sees them. On the other (search) days, fold ``i`` trains on every symbol-day up
+to day ``i`` and validates on day ``i + 1`` (never the reverse):
+:class:`training.selection.WalkForward` over the search days. The purge: a training block's
+labels end one label horizon before its end (a label needing a price past the block is invalid,
+:func:`training.models.labels.forward_returns`), so no training label sees a validation price.
+Features come from one continuous engine over each symbol's days (the cache keys on that), as
+the backtest and the live node compute them. The sweep id is derived from the data and the
+settings, so a rerun gets the same id.
 """
 
 from __future__ import annotations
@@ -69,7 +75,8 @@ def sweep_id(keys: list[str], cfg: SweepConfig) -> str:
             "scheduler": cfg.scheduler,
             "min_occupancy": cfg.min_occupancy,
             "n_iter": cfg.hmm_n_iter,
-            "fee": cfg.fee_bps,
+            "fees": [cfg.maker_bps, cfg.taker_bps, cfg.fee_tier],
+            "test_days": cfg.test_days,
         },
         sort_keys=True,
     )
@@ -86,6 +93,7 @@ class SweepPlan:
     schema: FeatureSchema
     tables: dict[SymbolDay, pa.Table]
     folds: list[tuple[FeatureSet, FeatureSet]]
+    test_days: list[SymbolDay]
     trials: list[dict[str, Any]]
     settings: dict[str, Any]
     cache_hits: int
@@ -105,16 +113,29 @@ def plan_sweep(
     folds and draw the trials."""
     from cluster import ClusterConfig
     from cluster import connect
+    from training.costs import CostModel
+    from training.pipelines.evaluation import rules_for
 
     catalog = MarketCatalog(catalog_root)
-    sds = catalog.select(config.symbols or None, config.days or None)
+    all_sds = catalog.select(config.symbols or None, config.days or None)
+    days = sorted({sd.day for sd in all_sds})
+    if config.test_days >= len(days) - 1:
+        raise BadInputError(
+            f"test_days: {config.test_days} of {len(days)} days leaves fewer than 2 to search "
+            "(walk-forward needs a training and a validation day)",
+            field="test_days",
+        )
+    test_set = set(days[-config.test_days :])
+    sds = [sd for sd in all_sds if sd.day not in test_set]
+    test_sds = [sd for sd in all_sds if sd.day in test_set]
     fold_sds = walk_forward_folds(sds)
     connect(ClusterConfig(num_cpus=num_cpus), address=address)
-    cache = cached_features(catalog, sds, cache_dir=cache_dir, progress=verbose > 0)
+    cache = cached_features(catalog, all_sds, cache_dir=cache_dir, progress=verbose > 0)
     schema, tables = load_tables(cache.paths)
-    fee_bps = config.fee_bps
-    if fee_bps is None:
-        fee_bps = float(catalog.instrument(sds[0].instrument_id).maker_fee) * 1e4
+    inst = catalog.instrument(sds[0].instrument_id)
+    costs = CostModel.for_instrument(
+        inst, maker_bps=config.maker_bps, taker_bps=config.taker_bps, fee_tier=config.fee_tier
+    )
     return SweepPlan(
         catalog=catalog,
         symbol_days=sds,
@@ -125,9 +146,11 @@ def plan_sweep(
             (feature_set(tables, tr, schema), feature_set(tables, va, schema))
             for tr, va in fold_sds
         ],
+        test_days=test_sds,
         trials=sample_trials(config.num_samples, config.seed, config.space),
         settings={
-            "fee_bps": fee_bps,
+            "costs": costs,
+            "rules": rules_for(inst, hold_s=60.0),
             "hmm_n_iter": config.hmm_n_iter,
             "min_occupancy": config.min_occupancy,
         },

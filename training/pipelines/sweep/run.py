@@ -1,10 +1,13 @@
 """Running a planned sweep: every trial under Ray Tune (or in a plain loop), the results table,
-the refit of the best config on all days, registered as ``candidate``.
+the refit of the best config on the search days, its test, registered as ``candidate``.
 
-Trials run as a Tune grid, one CPU each. The best config is refit on every selected day and
-registered with the sweep id and trial id in its metadata; the bundle's ``created_at`` is the
-day after the last one, so a rerun registers the same bundle id. Results go to
-``OUT/<sweep_id>/trials.parquet`` and ``summary.json``, both written atomically.
+Trials run as a Tune grid, one CPU each. The best config (highest conservative score) is refit
+on every SEARCH day, then the trade simulator trades the untouched test days with it: the
+bundle's metadata carries ``search`` (the winning trial's walk-forward score, what the choice
+was made on: optimistic by construction) and ``test`` (simulated net PnL per day on the test
+days with a day-block bootstrap CI: the number to believe), named apart. The bundle's
+``created_at`` is the day after the last search day, so a rerun registers the same bundle id.
+Results go to ``OUT/<sweep_id>/trials.parquet`` and ``summary.json``, both written atomically.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import pyarrow.parquet as pq
 
 from training.io import atomic_path
 from training.io import atomic_write_json
+from training.pipelines.evaluation import summarise_test
 from training.pipelines.sweep.plan import SweepPlan
 from training.pipelines.sweep.plan import feature_set
 from training.pipelines.sweep.plan import plan_sweep
@@ -33,6 +37,7 @@ from training.pipelines.sweep.trials import trial_row
 from training.pipelines.sweep.trials import tune_rows
 from training.pipelines.sweep.trials import tune_trial
 from training.pipelines.train import build_bundle
+from training.pipelines.train import evaluate_model
 from training.pipelines.train import fit_model
 
 __all__ = ["SweepResult", "run_sequential", "run_sweep"]
@@ -50,6 +55,8 @@ class SweepResult:
     best_objective: float
     version: str | None
     bundle_id: str | None
+    search: dict[str, Any] | None = None
+    test: dict[str, Any] | None = None
 
 
 def run_sequential(plan: SweepPlan) -> list[dict[str, Any]]:
@@ -105,28 +112,46 @@ def _register_best(
     best: dict[str, Any],
     best_config: dict[str, Any],
     registry_root: str | None,
-) -> tuple[str, str]:
-    """Refit ``best_config`` on every symbol-day and register it as ``candidate``;
-    ``(version, bundle_id)``."""
+) -> tuple[str, str, dict[str, Any], dict[str, Any]]:
+    """Refit ``best_config`` on every search day, test it on the test days, register it as
+    ``candidate``; ``(version, bundle_id, search, test)``."""
     from training.artifacts.bundle import bundle_files
     from training.artifacts.bundle import verify_files
     from training.artifacts.registry import Registry
 
     sds, schema = plan.symbol_days, plan.schema
-    tc = train_config(best_config, plan.settings["fee_bps"], config.hmm_n_iter)
+    tc = train_config(best_config, plan.settings)
     all_set = feature_set(plan.tables, sds, schema)
     model = fit_model(all_set, schema, tc)
-    metrics = {k: float(best[k]) for k in REPORTED}
-    metrics["sweep_objective"] = float(best["objective"])
+    test_set = feature_set(plan.tables, plan.test_days, schema)
+    sims: list = []
+    test_metrics = evaluate_model(model, test_set, tc, sims)
+    test = summarise_test(
+        sims[0],
+        "days " + ", ".join(sorted({sd.day.isoformat() for sd in plan.test_days})),
+        [str(sd) for sd in plan.test_days],
+    )
+    test.update({k: v for k, v in test_metrics.items() if k not in test})
+    search = {
+        "kind": "walk-forward validation of the chosen trial (the choice was made on it: "
+        "optimistic); score = fold mean - 1 SE of net_bp_per_day",
+        "score": float(best["objective"]),
+        "fold_mean": float(best["fold_mean"]),
+        "fold_se": float(best["fold_se"]),
+        "n_folds": len(plan.folds),
+        **{k: float(best[k]) for k in REPORTED},
+    }
     last_day = max(sd.day for sd in sds) + datetime.timedelta(days=1)
     bundle = build_bundle(
         model,
         schema,
         all_set,
         tc,
-        metrics,
+        {},
         extra_metadata={
             "created_at": f"{last_day.isoformat()}T00:00:00Z",
+            "search": search,
+            "test": test,
             "sweep": {
                 "sweep_id": plan.sweep_id,
                 "best_trial": best["trial"],
@@ -140,7 +165,7 @@ def _register_best(
     version = registry.register(
         bundle, alias="candidate", sweep_id=plan.sweep_id, trial_id=best["trial"]
     )
-    return version, verify_files(bundle_files(registry.load(version))).bundle_id
+    return version, verify_files(bundle_files(registry.load(version))).bundle_id, search, test
 
 
 def run_sweep(
@@ -178,18 +203,25 @@ def run_sweep(
     best_config = {k: best[k] for k in plan.trials[0]}
 
     version = bundle_id = None
+    search: dict[str, Any] = {"score": float(best["objective"])}
+    test: dict[str, Any] | None = None
     if register:
-        version, bundle_id = _register_best(plan, config, best, best_config, registry_root)
+        version, bundle_id, search, test = _register_best(
+            plan, config, best, best_config, registry_root
+        )
     summary = {
         "sweep_id": plan.sweep_id,
         "best_trial": best["trial"],
         "best_config": best_config,
         "best_objective": best["objective"],
+        "search": search,
+        "test": test,
         "version": version,
         "bundle_id": bundle_id,
         "n_trials": len(rows),
         "n_folds": len(plan.folds),
         "symbol_days": [f"{sd.instrument_id}/{sd.day}" for sd in plan.symbol_days],
+        "test_symbol_days": [str(sd) for sd in plan.test_days],
         "cache_hits": plan.cache_hits,
         "cache_misses": plan.cache_misses,
     }
@@ -203,4 +235,6 @@ def run_sweep(
         float(best["objective"]),
         version,
         bundle_id,
+        search,
+        test,
     )

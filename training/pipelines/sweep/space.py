@@ -6,6 +6,7 @@ in the same order; :func:`train_config` turns one into the :class:`TrainConfig` 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 from dataclasses import dataclass
 from dataclasses import field
@@ -35,12 +36,17 @@ class SearchSpace:
     n_estimators: tuple[int, ...] = (50, 100, 200)
     min_child_weight: tuple[float, ...] = (1.0, 5.0, 10.0)
     threshold: tuple[float, float] = (0.4, 0.7)  # uniform; buy and sell alike
-    horizon_s: tuple[float, ...] = (5.0, 10.0, 30.0)
+    horizon_s: tuple[float, ...] = (60.0, 120.0, 300.0, 600.0)
 
 
 @dataclass(frozen=True)
 class SweepConfig:
-    """What to search and how; defaults sweep every symbol and day in the catalog."""
+    """What to search and how; defaults sweep every symbol and day in the catalog.
+
+    The last ``test_days`` days are the test period: never seen by the search nor by the
+    refit's model choice. ``maker_bps``/``taker_bps``/``fee_tier`` override the instrument's
+    fees in the cost model (labels and the simulated objective alike).
+    """
 
     symbols: tuple[str, ...] = ()
     days: tuple[datetime.date, ...] = ()
@@ -51,7 +57,10 @@ class SweepConfig:
     max_concurrent: int | None = None
     min_occupancy: float = 0.01
     hmm_n_iter: int = 100
-    fee_bps: float | None = None
+    maker_bps: float | None = None
+    taker_bps: float | None = None
+    fee_tier: str | None = None
+    test_days: int = 1
 
     def __post_init__(self) -> None:
         if self.num_samples < 1:
@@ -62,6 +71,8 @@ class SweepConfig:
             )
         if self.max_concurrent is not None and self.max_concurrent < 1:
             raise BadInputError("SweepConfig.max_concurrent must be >= 1")
+        if self.test_days < 1:
+            raise BadInputError(f"SweepConfig.test_days must be >= 1, got {self.test_days}")
 
 
 def sample_trials(num_samples: int, seed: int, space: SearchSpace) -> list[dict[str, Any]]:
@@ -95,8 +106,11 @@ def sample_trials(num_samples: int, seed: int, space: SearchSpace) -> list[dict[
     return out
 
 
-def train_config(trial: dict[str, Any], fee_bps: float, hmm_n_iter: int) -> TrainConfig:
-    """The :class:`TrainConfig` of one trial's config dict."""
+def train_config(trial: dict[str, Any], settings: dict[str, Any]) -> TrainConfig:
+    """The :class:`TrainConfig` of one trial's config dict under the sweep's ``settings``
+    (``costs``: the cost model, ``rules``: the strategy's rules, ``hmm_n_iter``); the rules hold
+    for the trial's label horizon."""
+    hmm_n_iter = settings["hmm_n_iter"]
     return TrainConfig(
         hmm=HMMConfig(
             k_range=(trial["k"], trial["k"]),
@@ -114,5 +128,6 @@ def train_config(trial: dict[str, Any], fee_bps: float, hmm_n_iter: int) -> Trai
             sell_threshold=trial["threshold"],
             seed=trial["policy_seed"],
         ),
-        labels=LabelConfig(horizon_s=trial["horizon_s"], fee_bps=fee_bps),
+        labels=LabelConfig(horizon_s=trial["horizon_s"], costs=settings["costs"]),
+        rules=dataclasses.replace(settings["rules"], hold_s=trial["horizon_s"]),
     )

@@ -1,8 +1,12 @@
 """One trial's work and its results: fit and validate fold after fold, rows, the winner.
 
-The objective is the mean validation net PnL (bp, after costs) over the folds; a trial reports
-once per fold, so ASHA can stop weak trials early. A model that leaves a state (almost) unused
-is degenerate and rejected, as is a fold whose fit fails on the data.
+Per fold, the trade simulator trades the validation day with the fold's model (the strategy's
+rules, the cost model): ``net_bp_per_day`` is its net PnL per day in bp of one order's notional
+(scale-free across symbols). The objective is conservative: the mean over the folds minus one
+standard error of that mean (``std(ddof=1) / sqrt(n)``; with one fold, minus its absolute
+value, i.e. never above 0), so a config must earn consistently, not on one lucky day. A trial
+reports once per fold, so ASHA can stop weak trials early. A model that leaves a state (almost)
+unused is degenerate and rejected, as is a fold whose fit fails on the data.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ __all__ = [
     "REPORTED",
     "NoUsableTrialError",
     "best_row",
+    "conservative_score",
     "table_rows",
     "trial_reports",
     "trial_row",
@@ -35,14 +40,35 @@ __all__ = [
 
 REJECTED_SCORE = -1.0e9  # Parquet and Tune both choke on -inf; rows also carry rejected=True
 REPORTED = (
-    "net_pnl_bp",
+    "net_bp_per_day",
+    "net_pnl_per_day",
+    "round_trips_per_day",
+    "gross_edge_bp_per_rt",
+    "cost_bp_per_rt",
     "valid_bic",
     "valid_loglik_per_sample",
     "posterior_entropy",
     "state_occupancy_min",
     "policy_accuracy",
-    "trades",
 )
+#: The per-fold figure the objective is made of.
+FOLD_FIGURE = "net_bp_per_day"
+
+
+def conservative_score(values: list[float]) -> tuple[float, float, float]:
+    """``(score, mean, standard error)``: mean minus one standard error of the mean over the
+    folds; with one fold the SE is unknown and the score is ``min(mean, 0)`` minus nothing more
+    than the mean's own size (``mean - |mean|``).
+
+    >>> conservative_score([4.0, 2.0])
+    (2.0, 3.0, 1.0)
+    >>> conservative_score([5.0])
+    (0.0, 5.0, 5.0)
+    """
+    x = np.asarray(values, dtype=np.float64)
+    mean = float(x.mean())
+    se = float(x.std(ddof=1) / np.sqrt(len(x))) if len(x) > 1 else abs(mean)
+    return mean - se, mean, se
 
 
 class NoUsableTrialError(BadInputError, RuntimeError):
@@ -57,7 +83,7 @@ def trial_reports(
 ) -> Iterator[dict[str, Any]]:
     """One trial's work: fit and validate fold after fold, yielding the running report after
     each; a rejected fold yields a final report with ``rejected=True`` and stops."""
-    tc = train_config(config, settings["fee_bps"], settings["hmm_n_iter"])
+    tc = train_config(config, settings)
     pnl: list[float] = []
     flat: dict[str, float] = {}
     for i, (train_set, valid_set) in enumerate(folds):
@@ -85,11 +111,14 @@ def trial_reports(
                 **flat,
             }
             return
-        pnl.append(metrics["net_pnl_bp"])
+        pnl.append(metrics[FOLD_FIGURE])
         flat.update({f"f{i}_{k}": float(metrics[k]) for k in REPORTED})
         flat[f"f{i}_fit_s"] = time.perf_counter() - t0
+        score, mean, se = conservative_score(pnl)
         yield {
-            "objective": float(np.mean(pnl)),
+            "objective": score,
+            "fold_mean": mean,
+            "fold_se": se,
             "rejected": False,
             "reason": "",
             "folds_done": i + 1,
@@ -127,6 +156,8 @@ def trial_row(
         reason=str(m.get("reason", "")) or error[:500],
         folds_done=int(m.get("folds_done", 0)),
         node_id=str(m.get("node_id", "")),
+        fold_mean=float(m.get("fold_mean", REJECTED_SCORE)),
+        fold_se=float(m.get("fold_se", 0.0)),
     )
     row.update(
         {k: float(v) for k, v in m.items() if k in REPORTED or (k[:1] == "f" and k[1:2].isdigit())}

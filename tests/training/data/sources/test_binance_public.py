@@ -7,6 +7,7 @@ import datetime
 import gzip
 import json
 import zipfile
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
+from nautilus_trader.adapters.binance import BinanceBar
+from nautilus_trader.model.data import Bar
 from nautilus_trader.model.data import BarType
 
 from tests.replay import replayed
@@ -377,18 +380,23 @@ def test_klines_real_fixture_to_nautilus_bars(public_dir: Path, tmp_path: Path) 
     assert report.symbol_days == ["ADABTC.BINANCE/2021-11-27", "ADABTC.BINANCE/2021-11-28"]
     cat = MarketCatalog(tmp_path / "cat")
     bar_type = BarType.from_str("ADABTC.BINANCE-1-MINUTE-LAST-EXTERNAL")
-    bars = cat.nautilus.bars(bar_types=[str(bar_type)])
+    bars = cat.nautilus.query(BinanceBar, identifiers=[str(bar_type)])
     assert len(bars) == 21 and bars[0].bar_type == bar_type
     first = bars[0]
+    assert isinstance(first, Bar)  # what the Binance adapter delivers live, extras kept
     assert str(first.open) == "0.00002853" and str(first.high) == "0.00002854"
     assert first.volume.as_double() == 36304.2
     assert first.ts_event == 1_637_971_259_999_000_000  # the kline's close time
+    # 1637971200000,...,36304.20000000,1637971259999,1.03547608,79,19523.00000000,0.55694227,0
+    assert first.count == 79 and first.taker_buy_base_volume == Decimal("19523.0")
+    assert first.quote_volume == Decimal("1.03547608")
+    assert first.taker_buy_quote_volume == Decimal("0.55694227")
     (inst,) = cat.nautilus.instruments(instrument_ids=["ADABTC.BINANCE"])
     assert str(inst.price_increment) == "0.00000001"
 
     # re-import replaces the day's file instead of duplicating it
     import_binance(files[:1], tmp_path / "cat", name="k2", progress=False)
-    assert len(cat.nautilus.bars(bar_types=[str(bar_type)])) == 21
+    assert len(cat.nautilus.query(BinanceBar, identifiers=[str(bar_type)])) == 21
 
 
 def test_klines_header_and_zip_variants(public_dir: Path, tmp_path: Path) -> None:
@@ -400,8 +408,25 @@ def test_klines_header_and_zip_variants(public_dir: Path, tmp_path: Path) -> Non
     a = parse_klines(public_dir / "ADABTC-1m-2021-11-27.csv")
     b = parse_klines(write_variant(tmp_path / "ADABTC-1m-2021-11-27.zip", lines, head))
     assert len(a) == 10
-    np.testing.assert_array_equal(a.close, b.close)
-    np.testing.assert_array_equal(a.open_time, b.open_time)
+    for name in ("close", "open_time", "count", "taker_buy_volume", "quote_volume"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    assert a.count[0] == 79 and a.taker_buy_volume[0] == 19523.0
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "message"),
+    [(9, "99999999.0", "taker_buy_volume"), (9, "-1.0", "taker_buy_volume"), (8, "-3", "count")],
+)
+def test_bad_kline_extras_name_the_line_and_column(
+    public_dir: Path, tmp_path: Path, column: int, value: str, message: str
+) -> None:
+    lines = (public_dir / "ADABTC-1m-2021-11-27.csv").read_text().split()
+    fields = lines[3].split(",")
+    fields[column] = value
+    lines[3] = ",".join(fields)
+    path = write_variant(tmp_path / "ADABTC-1m-2021-11-27.csv", lines)
+    with pytest.raises(DataFileError, match=rf"ADABTC-1m-2021-11-27.csv:4: .*'{message}'"):
+        parse_klines(path)
 
 
 # -- bad input ---------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ __all__ = [
     "DEFAULT_REGIMES",
     "DEFAULT_TRANSITIONS",
     "MICRO_REGIMES",
+    "NULL_REGIMES",
     "PRESETS",
     "REALISTIC_REGIMES",
     "TRENDING",
@@ -93,6 +94,18 @@ MICRO_REGIMES: tuple[RegimeParams, ...] = (
     RegimeParams("volatile", 6.0, 40.0, vol_bp=6.0 * _TICK_BP, drift_bp=0.0, noise_bp=0.0,
         half_life_s=None, spread_extra=5.0, spread_change=0.2, depth=0.15, depth_tilt=0.0,
         refresh=2.0, trade_rate=15.0, sign_stay=0.6, sign_bias=0.0),
+)  # fmt: skip
+# The null market (preset ``null``): the realistic regimes' switching of volatility, spread,
+# depth, message and trade intensity, with nothing that lets the past predict the sign of the
+# next move. Drift, sign bias and depth tilt are zero; the calm regime's mean-reverting
+# deviation (predictable at the second scale) becomes plain random-walk volatility of a similar
+# size over a minute. Trade signs keep their persistence: in this simulator a trade only
+# consumes the best level and never moves the fair value, so it carries no price information.
+NULL_REGIMES: tuple[RegimeParams, ...] = tuple(
+    RegimeParams(**{**r.__dict__, "drift_bp": 0.0, "sign_bias": 0.0, "depth_tilt": 0.0,
+                    "noise_bp": 0.0, "half_life_s": None,
+                    "vol_bp": r.vol_bp if r.noise_bp == 0 else max(r.vol_bp, 0.3)})
+    for r in REALISTIC_REGIMES
 )  # fmt: skip
 DEFAULT_REGIMES = REALISTIC_REGIMES
 # Jump chain (row: from, column: to; zero diagonal): calm and trending alternate mostly,
@@ -204,14 +217,18 @@ class SynthConfig:
 PRESETS: dict[str, dict[str, object]] = {
     "realistic": {},
     "micro": {"level_bp": 0.0, "regimes": MICRO_REGIMES},
+    "null": {"regimes": NULL_REGIMES},
 }
 
 
 def preset(name: str, **overrides: object) -> SynthConfig:
-    """A named market (``realistic``: the default; ``micro``: tick-scale moves) with overrides.
+    """A named market (``realistic``: the default; ``micro``: tick-scale moves; ``null``: the
+    realistic regimes with no predictable sign, where no edge exists) with overrides.
 
     >>> preset("micro", days=2).level_bp, preset("realistic").regimes[1].drift_bp
     (0.0, 0.1)
+    >>> [r.drift_bp + r.sign_bias + r.depth_tilt + r.noise_bp for r in preset("null").regimes]
+    [0.0, 0.0, 0.0]
     """
     if name not in PRESETS:
         raise BadInputError(f"preset: {name!r} not in {sorted(PRESETS)}", field="preset")

@@ -1,8 +1,9 @@
-"""Execution logic: VWAP anchoring, passive limit price near the microprice, min-notional sizing,
-and when to exit a held position (:func:`exit_reason`, :class:`HoldTimer`).
+"""Execution maths of the strategy: VWAP anchoring, the passive limit price near the microprice,
+min-notional sizing, when to exit a held position (:func:`exit_reason`), the holding deadline
+(:func:`hold_deadline`) and when a resting order is re-quoted or expires.
 
-Pure functions over floats (the strategy turns them into Nautilus ``Price``/``Quantity`` with the
-instrument's precisions), so they are tested without an engine.
+Pure functions over floats: the Nautilus strategy (``node``) turns them into ``Price``/``Quantity``
+with the instrument's precisions, and the trade simulator replays them, so both trade alike.
 """
 
 from __future__ import annotations
@@ -14,15 +15,21 @@ from decimal import ROUND_FLOOR
 from decimal import Decimal
 
 __all__ = [
+    "AGGRESSIVE_EXITS",
+    "EXECUTION_SKIPS",
     "EXIT_REASONS",
+    "PRICE_SKIP",
     "VWAP_MODES",
     "VWAP_SKIP",
     "HoldTimer",
     "OrderPlan",
+    "cross_price",
     "exit_reason",
+    "hold_deadline",
     "limit_price",
     "order_size",
     "plan_order",
+    "requote_due",
     "vwap_blocks",
     "vwap_deviation_bps",
 ]
@@ -32,8 +39,16 @@ __all__ = [
 VWAP_MODES: tuple[str, ...] = ("trend", "band", "off")
 #: The skip reason (and block reason code) when VWAP anchoring skips a signal.
 VWAP_SKIP = "VWAP"
+#: The skip reason (and block reason code) when no valid passive price exists (e.g. a book
+#: whose ask is one tick above zero): counted like every other block.
+PRICE_SKIP = "PRICE"
+#: Every skip :func:`plan_order` can give, in the order it checks them.
+EXECUTION_SKIPS: tuple[str, ...] = (VWAP_SKIP, PRICE_SKIP)
 #: Why a held position is being closed, in priority order.
 EXIT_REASONS: tuple[str, ...] = ("KILL", "STOP", "SIGNAL", "HOLD")
+#: Exits that cross the spread at once (an IOC within a slippage cap): the ones that must happen.
+#: HOLD and SIGNAL exits rest passively at the touch and cross only after a deadline.
+AGGRESSIVE_EXITS: tuple[str, ...] = ("KILL", "STOP")
 
 
 @dataclass(frozen=True)
@@ -82,6 +97,23 @@ def limit_price(
             _to_tick(microprice, tick, ROUND_CEILING),
             _to_tick(best_bid + tick, tick, ROUND_CEILING),
         )
+    raise ValueError(f"side: {side!r} is not 'buy' or 'sell'")
+
+
+def cross_price(
+    side: str, best_bid: float, best_ask: float, tick: float, max_slippage_bps: float
+) -> float:
+    """The limit price of an aggressive (IOC) order: the opposite touch moved ``max_slippage_bps``
+    further, on the tick grid (a buy rounds up, a sell down): it takes the touch and walks the
+    book no further than the cap.
+
+    >>> cross_price("sell", 100.0, 100.01, 0.01, 10.0), cross_price("buy", 100.0, 100.01, 0.01, 10.0)
+    (99.9, 100.12)
+    """
+    if side == "buy":
+        return _to_tick(best_ask * (1.0 + max_slippage_bps * 1e-4), tick, ROUND_CEILING)
+    if side == "sell":
+        return max(_to_tick(best_bid * (1.0 - max_slippage_bps * 1e-4), tick, ROUND_FLOOR), tick)
     raise ValueError(f"side: {side!r} is not 'buy' or 'sell'")
 
 
@@ -149,13 +181,18 @@ def plan_order(
     min_quantity: float = 0.0,
     vwap_mode: str = "trend",
 ) -> OrderPlan:
-    """VWAP anchoring (:func:`vwap_blocks`), then price and size; ``skip="VWAP"`` when the
-    anchoring skips the signal."""
+    """VWAP anchoring (:func:`vwap_blocks`), then price and size; ``skip`` is ``"VWAP"`` when the
+    anchoring skips the signal, ``"PRICE"`` when no positive passive price exists.
+
+    >>> plan_order("buy", 0.004, 0.004, 0.0, 0.01, anchor_bps=10.0, tick=0.01, min_notional=0.0,
+    ...            multiple=1.0, size_increment=1.0).skip
+    'PRICE'
+    """
     if vwap_blocks(side, microprice, vwap, anchor_bps, vwap_mode):
         return OrderPlan(side, 0.0, 0.0, skip=VWAP_SKIP)
     price = limit_price(side, microprice, best_bid, best_ask, tick)
     if not price > 0:
-        return OrderPlan(side, 0.0, 0.0, skip="PRICE")
+        return OrderPlan(side, 0.0, 0.0, skip=PRICE_SKIP)
     qty = order_size(price, min_notional, multiple, size_increment, min_quantity)
     return OrderPlan(side, price, qty)
 
@@ -200,6 +237,52 @@ def exit_reason(
     return None
 
 
+def hold_deadline(
+    position: float, action: str, now_ns: int, until_ns: int | None, hold_ns: int
+) -> tuple[int | None, bool]:
+    """``(deadline, extended)``: the holding deadline of ``position`` after a sample at
+    ``now_ns`` with (confident) ``action``. Flat clears it; a position first seen gets
+    ``now + hold``; a same-side signal pushes it out to ``now + hold`` (``extended``).
+
+    >>> hold_deadline(0.01, "flat", 5, None, 10), hold_deadline(0.01, "buy", 7, 15, 10)
+    ((15, False), (17, True))
+    >>> hold_deadline(0.0, "buy", 7, 15, 10)
+    (None, False)
+    """
+    if position == 0.0:
+        return None, False
+    if until_ns is None:
+        return now_ns + hold_ns, False
+    if action == ("buy" if position > 0 else "sell"):
+        return max(until_ns, now_ns + hold_ns), True
+    return until_ns, False
+
+
+def requote_due(
+    order_price: float | None,
+    order_qty: float | None,
+    price: float,
+    qty: float,
+    now_ns: int,
+    quoted_ns: int,
+    requote_s: float,
+) -> bool:
+    """Whether a working exit quote at ``order_price``/``order_qty`` (``None``: no open order)
+    is replaced by one at ``price``/``qty``: when there is none, or when it differs and the last
+    quote is at least ``requote_s`` old.
+
+    >>> requote_due(None, None, 100.0, 1.0, 0, 0, 1.0), requote_due(100.0, 1.0, 100.1, 1.0, 5, 0, 0.0)
+    (True, True)
+    >>> requote_due(100.0, 1.0, 100.0, 1.0, 10**10, 0, 1.0)
+    False
+    """
+    if order_price is None:
+        return True
+    if order_price == price and order_qty == qty:
+        return False
+    return now_ns - quoted_ns >= requote_s * 1e9
+
+
 class HoldTimer:
     """The holding deadline of an open position: ``hold_s`` after it is first seen open,
     pushed out to ``hold_s`` after every later signal on its side; cleared when flat.
@@ -221,13 +304,7 @@ class HoldTimer:
 
     def update(self, position: float, action: str, now_ns: int) -> bool:
         """Track ``position`` at ``now_ns``; True when ``action`` extended the deadline."""
-        if position == 0.0:
-            self.until_ns = None
-            return False
-        if self.until_ns is None:
-            self.until_ns = now_ns + self.hold_ns
-            return False
-        if action == ("buy" if position > 0 else "sell"):
-            self.until_ns = max(self.until_ns, now_ns + self.hold_ns)
-            return True
-        return False
+        self.until_ns, extended = hold_deadline(
+            position, action, now_ns, self.until_ns, self.hold_ns
+        )
+        return extended

@@ -1,0 +1,179 @@
+"""The one cost model: fees per instrument, the round trip by execution style, perp funding.
+
+Labels, the trade simulator, the sweep objective, ``nhmm train`` metrics and the backtest
+summary all price a trade through :class:`CostModel`, so they cannot disagree on what a round
+trip costs. Fees are basis points of the traded notional:
+
+- a *passive* round trip (post-only entry and post-only exit, what the strategy does) pays
+  ``2 x maker``;
+- an *aggressive exit* (passive entry, market exit) pays ``maker + taker`` and crosses half the
+  spread;
+- a fully *aggressive* round trip pays ``2 x taker`` and the whole spread.
+
+Perpetuals pay funding at every funding time (00/08/16 UTC) a position spans: a long pays the
+rate, a short receives it. The catalog holds no funding events yet, so the rate is the
+configured ``funding_bps`` (Binance's baseline, 1 bp per 8 h, by default for perps).
+
+>>> spot = CostModel.tier("spot")
+>>> spot.round_trip_bps(), spot.round_trip_bps("aggressive_exit", spread_bp=2.0)
+(20.0, 21.0)
+>>> usdm = CostModel.tier("usdm")
+>>> usdm.round_trip_bps(), usdm.funding_bps_between(1, 0, 9 * 3600 * 10**9)
+(4.0, 1.0)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict
+from dataclasses import dataclass
+from typing import Any
+from typing import Literal
+
+import numpy as np
+
+from training.errors import BadInputError
+
+__all__ = [
+    "EXEC_STYLES",
+    "FEE_TIERS",
+    "FUNDING_PERIOD_NS",
+    "CostModel",
+    "ExecStyle",
+]
+
+ExecStyle = Literal["passive", "aggressive_exit", "aggressive"]
+#: Execution styles of a round trip, cheapest first.
+EXEC_STYLES: tuple[str, ...] = ("passive", "aggressive_exit", "aggressive")
+#: Binance default fee tiers (maker bp, taker bp): spot 0.1 %/0.1 % (0.075 % paying in BNB),
+#: USD-M futures 0.02 %/0.05 % (0.018 %/0.045 % with BNB).
+FEE_TIERS: dict[str, tuple[float, float]] = {
+    "spot": (10.0, 10.0),
+    "spot-bnb": (7.5, 7.5),
+    "usdm": (2.0, 5.0),
+    "usdm-bnb": (1.8, 4.5),
+}
+#: Binance USD-M funding every 8 hours, at 00:00, 08:00 and 16:00 UTC.
+FUNDING_PERIOD_NS = 8 * 3600 * 1_000_000_000
+#: Binance's baseline funding rate (interest 0.01 % per 8 h) used when the data has none.
+DEFAULT_FUNDING_BPS = 1.0
+
+
+@dataclass(frozen=True)
+class CostModel:
+    """Maker/taker fees (bp of notional), and for perpetuals the funding rate per period (bp; a
+    long pays a positive rate)."""
+
+    maker_bps: float
+    taker_bps: float
+    perp: bool = False
+    funding_bps: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("maker_bps", "taker_bps", "funding_bps"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise BadInputError(
+                    f"CostModel.{name}: must be a finite number, got {v!r}", field=name
+                )
+        if self.taker_bps < 0 or self.maker_bps < -self.taker_bps:
+            raise BadInputError(
+                f"CostModel: taker_bps must be >= 0 and maker_bps >= -taker_bps "
+                f"(got {self.maker_bps}, {self.taker_bps})",
+                field="maker_bps",
+            )
+
+    # -- construction
+
+    @classmethod
+    def tier(cls, name: str, funding_bps: float | None = None) -> CostModel:
+        """A Binance default tier (:data:`FEE_TIERS`); ``usdm*`` tiers are perpetuals."""
+        if name not in FEE_TIERS:
+            raise BadInputError(f"fee tier: {name!r} not in {sorted(FEE_TIERS)}", field="fee_tier")
+        maker, taker = FEE_TIERS[name]
+        perp = name.startswith("usdm")
+        funding = (DEFAULT_FUNDING_BPS if perp else 0.0) if funding_bps is None else funding_bps
+        return cls(maker, taker, perp, funding)
+
+    @classmethod
+    def for_instrument(
+        cls,
+        instrument: Any,
+        *,
+        maker_bps: float | None = None,
+        taker_bps: float | None = None,
+        fee_tier: str | None = None,
+        funding_bps: float | None = None,
+    ) -> CostModel:
+        """The instrument's own maker/taker fees (Nautilus ``maker_fee``/``taker_fee``), a
+        ``fee_tier`` instead, and explicit ``maker_bps``/``taker_bps`` over either."""
+        perp = str(instrument.id).split(".")[0].endswith("-PERP")
+        if fee_tier is not None:
+            base = cls.tier(fee_tier)
+            maker, taker = base.maker_bps, base.taker_bps
+        else:
+            maker = float(instrument.maker_fee) * 1e4
+            taker = float(instrument.taker_fee) * 1e4
+        funding = (DEFAULT_FUNDING_BPS if perp else 0.0) if funding_bps is None else funding_bps
+        return cls(
+            maker if maker_bps is None else float(maker_bps),
+            taker if taker_bps is None else float(taker_bps),
+            perp,
+            float(funding) if perp else 0.0,
+        )
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> CostModel:
+        return cls(
+            float(d["maker_bps"]),
+            float(d["taker_bps"]),
+            bool(d.get("perp", False)),
+            float(d.get("funding_bps", 0.0)),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    # -- prices of trading
+
+    def fee_bps(self, maker: bool) -> float:
+        """One side's fee (bp of notional)."""
+        return self.maker_bps if maker else self.taker_bps
+
+    def round_trip_bps(self, style: str = "passive", spread_bp: Any = 0.0) -> Any:
+        """Fees and spread crossed by one round trip (bp of notional), per sample when
+        ``spread_bp`` is an array.
+
+        >>> CostModel(2.0, 5.0).round_trip_bps("aggressive", spread_bp=np.array([1.0, 3.0]))
+        array([11., 13.])
+        """
+        sp = np.asarray(spread_bp, dtype=np.float64)
+        if style == "passive":
+            out = 2.0 * self.maker_bps + 0.0 * sp
+        elif style == "aggressive_exit":
+            out = self.maker_bps + self.taker_bps + 0.5 * sp
+        elif style == "aggressive":
+            out = 2.0 * self.taker_bps + sp
+        else:
+            raise BadInputError(f"style: {style!r} not in {EXEC_STYLES}", field="style")
+        return float(out) if out.ndim == 0 else out
+
+    def funding_bps_between(self, side: Any, t0_ns: Any, t1_ns: Any) -> Any:
+        """Funding paid (bp of notional; negative: received) by a position of ``side`` (+1 long,
+        -1 short) held from ``t0_ns`` to ``t1_ns``: the rate times the funding times in
+        ``(t0, t1]``. Zero for spot. Works on arrays.
+
+        >>> CostModel.tier("usdm").funding_bps_between(np.array([1, -1]), 0, FUNDING_PERIOD_NS)
+        array([ 1., -1.])
+        """
+        if not self.perp or self.funding_bps == 0.0:
+            return 0.0 * np.asarray(side, dtype=np.float64) if np.ndim(side) else 0.0
+        t0 = np.asarray(t0_ns, dtype=np.int64)
+        t1 = np.asarray(t1_ns, dtype=np.int64)
+        crossings = t1 // FUNDING_PERIOD_NS - t0 // FUNDING_PERIOD_NS
+        out = np.asarray(side, dtype=np.float64) * self.funding_bps * np.maximum(crossings, 0)
+        return float(out) if out.ndim == 0 else out
+
+    def fee_quote(self, notional: Any, maker: bool = True) -> Any:
+        """The fee of one fill in quote currency."""
+        return np.abs(notional) * self.fee_bps(maker) * 1e-4
