@@ -7,6 +7,8 @@ are imported inside the command. The work is :func:`node.backtest.run_backtest`.
 from __future__ import annotations
 
 import datetime
+from typing import TYPE_CHECKING
+from typing import Any
 
 import click
 
@@ -18,12 +20,44 @@ from training.cli.options import registry_option
 from training.cli.options import symbol_option
 from training.simulation.execution import VWAP_MODES
 
-__all__ = ["backtest"]
+if TYPE_CHECKING:
+    from node.config import PolicyHMMStrategyConfig
+
+__all__ = ["backtest", "strategy_config"]
 
 #: The summary figures printed after a run.
 _SHOWN = ("net_pnl", "sharpe", "max_drawdown", "trades", "round_trips", "gross_edge_bp_per_rt",
           "cost_bp_per_rt", "net_bp_per_rt", "fees", "turnover", "passive_fill_rate", "events",
           "wall_s")  # fmt: skip
+
+
+def strategy_config(
+    symbol: str,
+    min_conf: float,
+    trading: bool,
+    hold_s: float | None,
+    stop_loss_bps: float,
+    signal_exit: bool,
+    vwap_mode: str,
+    **changes: Any,
+) -> PolicyHMMStrategyConfig:
+    """The strategy config the backtest's options describe; ``nhmm node run`` takes the same
+    options (one option set, one config). An invalid combination is a usage error."""
+    from node.config import PolicyHMMStrategyConfig
+
+    try:
+        return PolicyHMMStrategyConfig(
+            instrument_id=symbol,
+            min_conf=min_conf,
+            trading_enabled=trading,
+            hold_s=hold_s,
+            stop_loss_bps=stop_loss_bps,
+            signal_exit=signal_exit,
+            vwap_mode=vwap_mode,
+            **changes,
+        )
+    except ValueError as exc:  # the config's own validation of the options
+        raise click.UsageError(str(exc)) from exc
 
 
 @click.command("backtest")
@@ -86,24 +120,12 @@ def backtest(
     """Backtest the strategy on catalog symbol-days; writes reports and summary.json to --out."""
     from node.backtest import VenueOptions
     from node.backtest import run_backtest
-    from node.config import PolicyHMMStrategyConfig
     from training.artifacts.registry import Registry
     from training.data.catalog import MarketCatalog
 
     if budget_ms is not None and not budget_ms > 0:
         raise click.BadParameter(f"must be > 0, got {budget_ms}", param_hint="--budget-ms")
-    try:
-        cfg = PolicyHMMStrategyConfig(
-            instrument_id=symbol,
-            min_conf=min_conf,
-            trading_enabled=trading,
-            hold_s=hold_s,
-            stop_loss_bps=stop_loss_bps,
-            signal_exit=signal_exit,
-            vwap_mode=vwap_mode,
-        )
-    except ValueError as exc:  # the config's own validation of the options above
-        raise click.UsageError(str(exc)) from exc
+    cfg = strategy_config(symbol, min_conf, trading, hold_s, stop_loss_bps, signal_exit, vwap_mode)
     venue = VenueOptions(fill_model=fill_model, latency_ms=latency_ms)
     args = (MarketCatalog(catalog_root), symbol, list(days) or None, model_ref,
             Registry(registry_root), out_dir, cfg, venue)  # fmt: skip

@@ -139,7 +139,7 @@ def run(environment: str, confirmed: bool, account: str, symbol: str, replay: tu
 
     from dotenv import load_dotenv
 
-    from node.config import PolicyHMMStrategyConfig
+    from node.cli import strategy_config
     from node.live.config import LiveConfig
     from node.live.runner import run_live
 
@@ -148,19 +148,10 @@ def run(environment: str, confirmed: bool, account: str, symbol: str, replay: tu
     changes = {} if max_position is None else {"max_position": max_position}
     if strategy["budget_ms"] is not None:
         changes["latency_budget_ms"] = strategy["budget_ms"]
-    try:
-        scfg = PolicyHMMStrategyConfig(
-            instrument_id=symbol,
-            min_conf=strategy["min_conf"],
-            trading_enabled=strategy["trading"],
-            hold_s=strategy["hold_s"],
-            stop_loss_bps=strategy["stop_loss_bps"],
-            signal_exit=strategy["signal_exit"],
-            vwap_mode=strategy["vwap_mode"],
-            **changes,
-        )
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from exc
+    scfg = strategy_config(
+        symbol, *(strategy[k] for k in ("min_conf", "trading", "hold_s", "stop_loss_bps",
+                                        "signal_exit", "vwap_mode")), **changes
+    )  # fmt: skip
     cfg = LiveConfig(
         symbol=symbol, strategy=scfg, environment=environment, account=account,  # type: ignore[arg-type]
         model_ref=strategy["model_ref"], registry_root=strategy["registry_root"],
