@@ -15,7 +15,7 @@ from training.simulation.execution import VWAP_MODES
 from training.simulation.rules import GuardLimits
 from training.simulation.rules import RuleConfig
 
-__all__ = ["PolicyHMMStrategyConfig", "label_horizon_s", "rule_config"]
+__all__ = ["PolicyHMMStrategyConfig", "guard_limits", "label_horizon_s", "rule_config"]
 
 
 def label_horizon_s(metadata: dict[str, Any]) -> float | None:
@@ -112,17 +112,21 @@ class PolicyHMMStrategyConfig(StrategyConfig, frozen=True):
             )
 
 
+def guard_limits(config: PolicyHMMStrategyConfig) -> GuardLimits:
+    """The config's guardrail numbers (the config names every limit as :class:`GuardLimits`)."""
+    return GuardLimits(**{f: getattr(config, f) for f in GuardLimits.__dataclass_fields__})
+
+
 def rule_config(config: PolicyHMMStrategyConfig, instrument: Any, hold_s: float) -> RuleConfig:
     """The decision rules' settings (:class:`training.simulation.rules.RuleConfig`) of this
     strategy config on ``instrument`` (its price and size grid and min notional come from
     :func:`training.pipelines.evaluation.rules_for`, the one place that reads them)."""
     from training.pipelines.evaluation import rules_for
 
-    limits = GuardLimits(**{f: getattr(config, f) for f in GuardLimits.__dataclass_fields__})
     return rules_for(
         instrument,
         hold_s,
-        limits,
+        guard_limits(config),
         stop_loss_bps=config.stop_loss_bps,
         signal_exit=config.signal_exit,
         vwap_mode=config.vwap_mode,

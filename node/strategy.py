@@ -29,7 +29,6 @@ switch stops entries and closes what is open). While an exit works, no entry is 
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import math
 from decimal import Decimal
@@ -46,10 +45,10 @@ from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.trading.strategy import Strategy
 
 from node.config import PolicyHMMStrategyConfig
+from node.config import guard_limits
 from node.config import label_horizon_s
 from node.config import rule_config
 from node.feature_actor import NautilusFeatureFeed
-from node.guardrails import GuardLimits
 from node.guardrails import Guardrails
 from node.killswitch import kill_switch_path
 from serving.client import InProcessModelClient
@@ -70,11 +69,6 @@ if TYPE_CHECKING:
     from training.features import FeatureSchema
 
 __all__ = ["PolicyHMMStrategy"]
-
-
-def _limits(config: PolicyHMMStrategyConfig) -> GuardLimits:
-    """The config's guardrail numbers (the config names every limit as :class:`GuardLimits`)."""
-    return GuardLimits(**{f.name: getattr(config, f.name) for f in dataclasses.fields(GuardLimits)})
 
 
 _DAY_NS = 86_400 * 1_000_000_000
@@ -118,7 +112,7 @@ class PolicyHMMStrategy(Strategy):
         self.shadow = shadow
         self.feed = NautilusFeatureFeed(schema, self._on_sample)
         kill_path = config.kill_switch_path or kill_switch_path(config.state_dir)
-        self.guards = Guardrails(_limits(config), kill_path)
+        self.guards = Guardrails(guard_limits(config), kill_path)
         self.log_posterior: list[float] | None = None
         self._session: int | None = None
         self._day_index = -1
