@@ -129,8 +129,9 @@ class KillSwitch:
 
 
 class PeakStore:
-    """The equity peak for DD and the equity baseline, persisted at ``path`` so a restart keeps
-    both (``{"peak", "ts", "baseline": {"base", "price", "quote"}}``).
+    """The equity peak for DD, the equity baseline and the open position's entry, persisted at
+    ``path`` so a restart keeps them (``{"peak", "ts", "baseline": {"base", "price", "quote"},
+    "entry": {"position", "avg_px"}}``).
 
     The baseline is the spot base inventory the strategy found at its first start (with its
     price and the quote balance then): equity counts only base bought or sold since, so a restart
@@ -145,12 +146,18 @@ class PeakStore:
     (1.0, 5.0, 5.0)
     >>> PeakStore(path).baseline["quote"]  # a new peak keeps the baseline
     100000.0
+    >>> store.set_entry(0.5, 61_000.0); PeakStore(path).entry
+    {'position': 0.5, 'avg_px': 61000.0}
+
+    The entry lets STOP measure a spot position a stopped node left open: Nautilus starts its
+    positions from zero, so after a restart only this file knows what the position cost.
     """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.peak: float | None = None
         self.baseline: dict[str, float] | None = None
+        self.entry: dict[str, float] | None = None
         if self.path.exists():
             state = read_json_object(self.path)
             value = state.get("peak")
@@ -164,11 +171,22 @@ class PeakStore:
                         f"{self.path}: baseline needs numbers base, price, quote ({exc})",
                         field="baseline",
                     ) from exc
+            entry = state.get("entry")
+            if entry is not None:
+                try:
+                    self.entry = {k: float(entry[k]) for k in ("position", "avg_px")}
+                except (KeyError, TypeError, ValueError) as exc:
+                    raise BadInputError(
+                        f"{self.path}: entry needs numbers position, avg_px ({exc})",
+                        field="entry",
+                    ) from exc
 
     def _write(self, fsync: bool) -> None:
         state: dict[str, Any] = {"peak": self.peak, "ts": time.time()}
         if self.baseline is not None:
             state["baseline"] = self.baseline
+        if self.entry is not None:
+            state["entry"] = self.entry
         atomic_write_json(self.path, state, indent=None, fsync=fsync)
 
     def set_baseline(self, base: float, price: float, quote: float) -> dict[str, float]:
@@ -181,6 +199,18 @@ class PeakStore:
             self.baseline = values
             self._write(fsync=True)
         return self.baseline
+
+    def set_entry(self, position: float, avg_px: float | None) -> None:
+        """Store the open position and its average entry price (``avg_px=None``: flat)."""
+        if avg_px is None:
+            if self.entry is None:
+                return
+            self.entry = None
+        else:
+            if not (math.isfinite(position) and math.isfinite(avg_px)):
+                raise ValueError(f"entry: not finite ({position!r} @ {avg_px!r})")
+            self.entry = {"position": float(position), "avg_px": float(avg_px)}
+        self._write(fsync=True)
 
     def update(self, equity: float) -> float:
         """Raise the peak to ``equity`` if higher (persisting it); return the peak."""

@@ -41,6 +41,7 @@ from nautilus_trader.model.enums import BookType
 from nautilus_trader.model.enums import OrderSide
 from nautilus_trader.model.enums import OrderStatus
 from nautilus_trader.model.enums import TimeInForce
+from nautilus_trader.model.events import OrderFilled
 from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.trading.strategy import Strategy
 
@@ -54,6 +55,7 @@ from node.killswitch import kill_switch_path
 from serving.client import InProcessModelClient
 from serving.client import ModelClient
 from training.simulation.execution import HoldTimer
+from training.simulation.execution import carry_entry
 from training.simulation.execution import cross_price
 from training.simulation.execution import limit_price
 from training.simulation.execution import requote_due
@@ -168,6 +170,18 @@ class PolicyHMMStrategy(Strategy):
 
     def on_trade_tick(self, tick: TradeTick) -> None:
         self.feed.on_trade_tick(tick)
+
+    def on_order_filled(self, event: OrderFilled) -> None:
+        """Carry the position's average entry price through the fill and persist it, so STOP
+        still measures a position a stopped node left open (:meth:`_avg_px`)."""
+        if event.instrument_id != self.instrument_id:
+            return
+        store = self.guards.peak
+        held, avg = (store.entry["position"], store.entry["avg_px"]) if store.entry else (0.0, None)
+        signed = float(event.last_qty) * (1.0 if event.order_side == OrderSide.BUY else -1.0)
+        half_step = float(self.instrument.size_increment) / 2
+        avg = carry_entry(held, avg, signed, float(event.last_px), tol=half_step)
+        store.set_entry(round(held + signed, self.instrument.size_precision), avg)
 
     # -- state
 
@@ -330,7 +344,7 @@ class PolicyHMMStrategy(Strategy):
             entry_side = "buy" if order.side == OrderSide.BUY else "sell"
         return RuleState(
             position=position,
-            avg_px=self._avg_px(),
+            avg_px=self._avg_px(position),
             equity=equity,
             peak=self.guards.peak.peak,
             killed=tripped,
@@ -377,7 +391,16 @@ class PolicyHMMStrategy(Strategy):
 
     # -- exits
 
-    def _avg_px(self) -> float | None:
+    def _avg_px(self, position: float) -> float | None:
+        """The open ``position``'s average entry price: the one persisted at our fills when it
+        is this position's (spot fees paid in base may shave 0.1 %), else Nautilus's. Only the
+        persisted one survives a restart: Nautilus starts its positions from zero, so after
+        one its spot position is not ours (the inherited part is missing)."""
+        entry = self.guards.peak.entry
+        if entry is not None and position != 0.0:
+            gap = abs(entry["position"] - position)
+            if gap <= max(float(self.instrument.size_increment) / 2, 2e-3 * abs(position)):
+                return entry["avg_px"]
         positions = self.cache.positions_open(instrument_id=self.instrument_id)
         return float(positions[0].avg_px_open) if positions else None
 

@@ -267,7 +267,9 @@ class PartialFitRequest(BaseModel):
 
 
 class PartialFitResponse(BaseModel):
-    """The guard's verdict; ``version`` is the registered child (``None`` when refused)."""
+    """The guard's verdict; ``version`` is the registered child (``None`` when refused).
+    ``guard`` is its whole account: held-out, window, reservoir and per-regime log-likelihoods
+    before and after, forgetting, the policy head's agreement with the parent, the EM step."""
 
     accepted: bool
     reason: str
@@ -280,6 +282,7 @@ class PartialFitResponse(BaseModel):
     promoted: bool = False
     fit_ms: float | None = None
     total_ms: float | None = None
+    guard: dict[str, Any] = Field(default_factory=dict)
 
 
 #: One command-line argument: printable (no control characters), at most 4096 characters.

@@ -20,14 +20,18 @@ from training.features import schema_for
 from training.models.hmm import ForwardFilter
 from training.models.hmm import HMMParams
 from training.models.hmm import sample_hmm
+from training.models.online import training_memory
 from training.models.policy import PolicyConfig
 from training.models.policy import fit_policy
 
 __all__ = ["free_port", "local_serve", "make_bundle"]
 
 
-def make_bundle(seed: int, n: int = 1500) -> tuple[ModelBundle, np.ndarray]:
+def make_bundle(seed: int, n: int = 1500, memory: bool = True) -> tuple[ModelBundle, np.ndarray]:
     """A FEATURES_V1 spot bundle whose HMM generated its own training data; returns both.
+    With ``memory`` it carries the online-EM memory ``nhmm train`` stores (statistics and a
+    reservoir of the rows), so ``partial_fit`` on it runs the whole guard, policy re-check
+    included.
 
     >>> bundle, X = make_bundle(1, n=300)
     >>> X.shape, bundle.hmm_params().n_states
@@ -60,15 +64,45 @@ def make_bundle(seed: int, n: int = 1500) -> tuple[ModelBundle, np.ndarray]:
         thresholds={"buy": pc.buy_threshold, "sell": pc.sell_threshold},
         histograms=feature_histograms(X, schema.names, bins=16),
         metadata={"seed": seed, "symbol_days": ["SYNTH/2024-01-01"]},
+        online=training_memory(params, X) if memory else None,
     )
     return bundle, X
 
 
+_PORT_LOW, _PORT_HIGH = 20000, 32767  # above Ray's worker ports (10002-19999)
+_handed_out: set[int] = set()
+
+
+def _ephemeral_range() -> range:
+    """The kernel's range for outgoing connections' local ports (Linux; a default elsewhere)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return range(int(low), int(high) + 1)
+    except (OSError, ValueError):
+        return range(32768, 61000)
+
+
 def free_port() -> int:
-    """A TCP port free on loopback right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A TCP port free on this machine now, outside the kernel's ephemeral range.
+
+    A port from ``bind(0)`` is ephemeral: between our release and the server's bind, any
+    outgoing connection (Ray opens hundreds) may take it. Ports drawn at random from a
+    range the kernel never hands out, and never twice per process, do not race that way.
+    """
+    rng = np.random.default_rng()
+    ephemeral = _ephemeral_range()
+    for port in rng.permutation(np.arange(_PORT_LOW, _PORT_HIGH + 1)):
+        port = int(port)
+        if port in _handed_out or port in ephemeral:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free TCP port in {_PORT_LOW}-{_PORT_HIGH}")
 
 
 @contextmanager

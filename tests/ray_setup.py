@@ -14,7 +14,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
+
+from serving.testing import free_port
 
 __all__ = [
     "HEAD_CPUS",
@@ -43,13 +44,6 @@ VENV_BIN = Path(sys.executable).parent
 RAY_CLI = str(VENV_BIN / "ray")
 HEAD_CPUS = 2
 WORKER_NODES = 2
-
-
-def free_port() -> int:
-    """A TCP port free on this machine right now (bound then released)."""
-    with socket.socket() as sock:
-        sock.bind(("", 0))
-        return sock.getsockname()[1]
 
 
 def ray_env(**extra: str) -> dict[str, str]:

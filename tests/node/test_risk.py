@@ -193,3 +193,44 @@ def test_restart_while_long_from_the_same_state_dir_keeps_the_drawdown(
     assert dd2 == pytest.approx(max(dd1 - pos1 * (t2["mid"].iloc[0] - t1["mid"].iloc[-1]), 0.0))
     assert PeakStore(paths(out)[1]).baseline == baseline
     assert abs(pos1) * t2["mid"].iloc[0] > 1e-3  # what a re-taken baseline would have moved DD
+
+
+def test_restart_while_long_keeps_the_entry_price_so_stop_still_fires(
+    synth_setup: tuple[MarketCatalog, Registry], tmp_path: Path
+) -> None:
+    """Stop while long, restart from the same state dir: the entry price persisted at the fills
+    is the open position's fill-weighted cost, and STOP measures the inherited position from it
+    while the features still warm up. (Before, Nautilus's position book, empty after a restart,
+    left STOP blind on spot: ``avg_px`` was ``None``.) The restart replays day 1, where the
+    price falls below that entry (the later synthetic days only rise above it)."""
+    catalog, registry = synth_setup
+    first = catalog.symbol_days("BTCUSDT")[0].day
+    cfg = msgspec.structs.replace(LOOSE, trading_enabled=True, hold_s=7200.0)
+    out = tmp_path / "node"
+    run_backtest(catalog, "BTCUSDT", [first], "candidate", registry, out, cfg)
+    t1 = pq.read_table(out / "timeline.parquet").to_pandas()
+    pos1 = float(t1["position"].iloc[-1])
+    fills = pq.read_table(out / "fills.parquet").to_pandas()
+    fills = fills.iloc[np.argsort(pd.to_datetime(fills["ts_event"]).astype("int64"), kind="stable")]
+    _, signed = fill_times(fills)
+    held = np.round(np.cumsum(signed), 8)
+    opened = int(np.flatnonzero(held == 0.0)[-1]) + 1 if (held == 0.0).any() else 0
+    px, qty = pd.to_numeric(fills["last_px"]).to_numpy(dtype=float)[opened:], signed[opened:]
+    entry = PeakStore(paths(out)[1]).entry
+    assert pos1 > 0.0 and (qty > 0).all()  # one long position, built by buys only
+    cost = float((px * qty).sum() / qty.sum())
+    assert entry == pytest.approx({"position": pos1, "avg_px": cost})
+
+    account = pq.read_table(out / "account.parquet").to_pandas()
+    balances = account.groupby("currency")["total"].last().astype(float)
+    restart = VenueOptions(starting_quote=float(balances["USDT"]),
+                           starting_base=float(balances["BTC"]))  # fmt: skip
+    stop_bps = 1.0
+    cfg2 = msgspec.structs.replace(cfg, stop_loss_bps=stop_bps)
+    run_backtest(catalog, "BTCUSDT", [first], "candidate", registry, out, cfg2, restart)
+    t2 = pq.read_table(out / "timeline.parquet").to_pandas()
+    exit1 = pq.read_table(out / "exits.parquet").to_pandas().iloc[0]
+    assert (exit1["reason"], exit1["side"]) == ("STOP", "sell")
+    assert exit1["quantity"] == pytest.approx(pos1)  # the inherited position, whole
+    assert exit1["ts"] < t2["ts"].iloc[0]  # while warming up: risk runs ready or not
+    assert (cost - exit1["price"]) / cost * 1e4 >= stop_bps  # it was adverse by the stop

@@ -14,7 +14,7 @@ from training.artifacts.registry import Registry
 
 @pytest.fixture(scope="session")
 def bundles() -> list[tuple[ModelBundle, np.ndarray]]:
-    """Two different bundles (seeds 1 and 2) with their training data."""
+    """Two different bundles (seeds 1 and 2) with their training data and online-EM memory."""
     return [make_bundle(1), make_bundle(2)]
 
 

@@ -26,15 +26,27 @@ from serving.model import InferenceError
 from serving.model import InferenceModel
 from serving.model import SchemaVersionMismatch
 from serving.testing import local_serve
+from serving.testing import make_bundle
 from tests.prometheus_setup import run_prometheus
 from tests.ray_setup import start_ray_head
 from tests.waiting import wait_for
+from training.artifacts.bundle import ModelBundle
 from training.artifacts.registry import Registry
 from training.artifacts.registry import RegistryError
 from training.models.online import OnlineEMConfig
 
 V1 = "FEATURES_V1"
 TOKEN = "test-admin-token-5"
+
+
+@pytest.fixture(scope="module")
+def bundles() -> list[tuple[ModelBundle, np.ndarray]]:
+    """Two bundles WITHOUT online-EM memory: these tests drive the adaptation machinery
+    (drift -> child -> promotion) with another model's rows, a shift the memory's guard refuses
+    as "regime forgotten" (that refusal is tests/serving/test_adapt_memory.py's subject)."""
+    return [make_bundle(1, memory=False), make_bundle(2, memory=False)]
+
+
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 FACTOR = 0.5
 ARGS: dict[str, Any] = {

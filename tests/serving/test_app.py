@@ -277,6 +277,10 @@ def test_partial_fit_registers_a_child_with_lineage(
     out = r.json()
     assert out["parent"] == live and out["n_samples"] == 400
     assert out["accepted"], out["reason"]
+    guard = out["guard"]  # the guard's whole account, as the registry keeps it
+    assert guard["accepted"] and guard["n_samples"] == 400
+    assert guard["policy_agreement"] is not None and 0.0 <= guard["policy_agreement"] <= 1.0
+    assert guard["heldout_ll_before"] == pytest.approx(out["heldout_ll_before"])
     child = out["version"]
     assert reg.resolve("candidate") == child and reg.resolve("live") == live  # live untouched
     assert reg.lineage(child) == [child, live] and len(reg.versions()) == n_before + 1

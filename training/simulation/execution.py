@@ -23,6 +23,7 @@ __all__ = [
     "VWAP_SKIP",
     "HoldTimer",
     "OrderPlan",
+    "carry_entry",
     "cross_price",
     "exit_reason",
     "hold_deadline",
@@ -195,6 +196,34 @@ def plan_order(
         return OrderPlan(side, 0.0, 0.0, skip=PRICE_SKIP)
     qty = order_size(price, min_notional, multiple, size_increment, min_quantity)
     return OrderPlan(side, price, qty)
+
+
+def carry_entry(
+    position: float, avg_px: float | None, signed_qty: float, price: float, tol: float = 1e-12
+) -> float | None:
+    """The average entry price after a fill of ``signed_qty`` at ``price`` on ``position``:
+    weighted on an increase, kept on a reduction, the fill's price on a flip, ``None`` when flat
+    (within ``tol``, e.g. half the size increment).
+
+    >>> carry_entry(0.0, None, 1.0, 100.0)
+    100.0
+    >>> carry_entry(1.0, 100.0, 1.0, 110.0)
+    105.0
+    >>> carry_entry(2.0, 105.0, -1.0, 120.0)  # a reduction keeps the entry
+    105.0
+    >>> carry_entry(1.0, 105.0, -3.0, 90.0)  # flipped short
+    90.0
+    >>> carry_entry(1.0, 105.0, -1.0, 90.0) is None
+    True
+    """
+    new = position + signed_qty
+    if abs(new) <= tol:
+        return None
+    if abs(position) <= tol or avg_px is None or (new > 0) != (position > 0):
+        return float(price)
+    if abs(new) > abs(position):
+        return (avg_px * abs(position) + price * abs(signed_qty)) / abs(new)
+    return avg_px
 
 
 def exit_reason(
