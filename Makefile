@@ -38,7 +38,7 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-demo: setup  ## synthetic market → features → model → backtest → acceptance → report, into $(DEMO)/
+demo: setup  ## Tune sweep → registry → Serve → held-out backtest → acceptance/report → replayed live node → rollup → clean stop, into $(DEMO)/ (< 15 min on 2 cores: bench/bench_demo.py)
 	$(BIN)/python -m ops.demo --out $(DEMO)
 
 dashboards: setup  ## regenerate ops/grafana/dashboards/*.json from ops/grafana/dashboards.py (commit them)

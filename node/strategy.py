@@ -12,7 +12,10 @@ feature engine's state; only entries wait for ready features.
 
 Each ready feature sample goes to the model client (in process or Serve, the strategy does not
 know which) with the previous filtered log posterior (kept here, reset at every feature
-session); a ``timeout`` or ``error`` answer is the LATENCY guardrail's case. The decision passes
+session); a ``timeout`` or ``error`` answer is the LATENCY guardrail's case. The model is asked
+synchronously (:meth:`PolicyHMMStrategy._on_sample`; a backtest's clock waits); the live node's
+:class:`node.live.async_strategy.AsyncInferenceStrategy` asks without blocking the event loop and
+decides in :meth:`PolicyHMMStrategy._on_answer` when the answer arrives. The decision passes
 the guardrails, and an allowed buy/sell becomes a post-only limit order near the microprice (or
 only a logged decision when ``trading_enabled`` is off). Every sample lands in the state timeline, every block is counted
 by reason with its feature vector, every entry keeps its feature vector.
@@ -235,6 +238,12 @@ class PolicyHMMStrategy(Strategy):
         return self._day
 
     def _on_sample(self, s: Any) -> None:
+        if self._begin(s):
+            self._on_answer(s, self.model.infer(s.z, self.log_posterior, self.schema.version))
+
+    def _begin(self, s: Any) -> bool:
+        """Session bookkeeping; ``False`` when ``s`` only gets the risk rules (features not
+        ready or no usable book), ``True`` when it is for the model."""
         if s.session != self._session:
             self._session = s.session
             self.log_posterior = None
@@ -242,10 +251,13 @@ class PolicyHMMStrategy(Strategy):
                 self.shadow.reset()
         if not (s.ready and s.book_ok):
             self._risk_only(s)
-            return
+            return False
         self._priced = s
+        return True
+
+    def _on_answer(self, s: Any, cr: Any) -> None:
+        """Decide on sample ``s`` with the model's answer ``cr`` (a ``ClientResult``)."""
         z = s.z
-        cr = self.model.infer(z, self.log_posterior, self.schema.version)
         self.status_counts[cr.status] += 1
         result = cr.result  # a late answer (status timeout) still carries the posterior
         if result is not None:

@@ -20,6 +20,7 @@ unset, the exec client factory would read ``BINANCE_API_KEY`` from the environme
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from collections.abc import Sequence
 from typing import Any
 
@@ -43,7 +44,14 @@ from node.venue.adapter import binance_configs
 from node.venue.adapter import trading_node
 from node.venue.venue import VenueUrls
 
-__all__ = ["build_node", "client_configs", "data_client", "risk_config"]
+__all__ = [
+    "build_node",
+    "client_configs",
+    "data_client",
+    "on_market_reconnect",
+    "one_market_socket",
+    "risk_config",
+]
 
 _ENVIRONMENTS = {
     "testnet": BinanceEnvironment.TESTNET,
@@ -111,3 +119,28 @@ def data_client(node: TradingNode) -> Any:
     """The node's (only) market data client, for a book resync."""
     engine = node.kernel.data_engine
     return next(iter(engine._clients.values()))
+
+
+def one_market_socket(node: TradingNode) -> None:
+    """Read every market stream from one socket (replay only: the loopback venue serves them all
+    on one URL). The adapter splits book streams and trades over two sockets, and across two
+    sockets a diff and a trade on either side of a sample boundary may be handled in either
+    order; on one socket the node handles them in the venue's (the recording's) order, as a
+    backtest of the recording does, so the replay is deterministic (backtest parity)."""
+    client = data_client(node)
+    client._ws_public_client = client._ws_client
+
+
+def on_market_reconnect(node: TradingNode, callback: Callable[[], None]) -> None:
+    """Call ``callback`` whenever a market socket of the node reconnects (before the adapter's
+    own handler, which rebuilds the books from snapshots)."""
+    client = data_client(node)
+    for ws in {id(c): c for c in (client._ws_client, client._ws_public_client)}.values():
+        handler = ws._handler_reconnect
+
+        async def reconnected(handler: Any = handler) -> None:
+            callback()
+            if handler is not None:
+                await handler()
+
+        ws._handler_reconnect = reconnected

@@ -23,7 +23,7 @@ from node.cli import backtest as _backtest
 from training.cli import NhmmCommand
 from training.cli.options import symbol_option
 
-__all__ = ["STRATEGY_OPTIONS", "node", "rollup_hook", "run"]
+__all__ = ["STRATEGY_OPTIONS", "node", "parity", "rollup_hook", "run"]
 
 #: ``nhmm backtest`` options the node takes as they are (one option set, one config).
 STRATEGY_OPTIONS = ("model_ref", "registry_root", "serve_url", "budget_ms", "min_conf", "trading",
@@ -42,6 +42,12 @@ def rollup_hook(to: str, echo: Any = click.echo) -> Any:
         echo(f"rollup {day} -> {to}: {status} {tail[0] if done.returncode else ''}".rstrip())
 
     return hook
+
+
+def _out_option(help: str) -> Any:
+    """``--out DIR`` (optional; the command says where it goes by default)."""
+    return click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+                        default=None, help=help)  # fmt: skip
 
 
 def _strategy_options(f: Any) -> Any:
@@ -86,13 +92,7 @@ def _strategy_options(f: Any) -> Any:
     show_default=True,
     help="Kill switch, crash marker and runs.",
 )
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="RUN_DIR [default: STATE_DIR/runs/<UTC start>].",
-)
+@_out_option("RUN_DIR [default: STATE_DIR/runs/<UTC start>].")
 @click.option(
     "--max-notional",
     type=float,
@@ -170,3 +170,26 @@ def node() -> None:
 
 
 node.add_command(run)
+
+
+@node.command("parity", cls=NhmmCommand)
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("backtest_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@_out_option("Where parity.json / parity.md go [default: RUN_DIR].")
+@click.option("--min-fraction", type=click.FloatRange(0.0, 1.0), default=0.99, show_default=True,
+              help="Exit 1 when fewer samples agree.")  # fmt: skip
+def parity(run_dir: Path, backtest_dir: Path, out_dir: Path | None, min_fraction: float) -> None:
+    """Compare a `node/run.py --replay` RUN_DIR with an `nhmm backtest` RUN_DIR of the same
+    recording: same (state, action) sample by sample; every difference with its cause."""
+    from node.live.parity import parity as compare_runs
+    from node.live.parity import write_parity
+
+    report = compare_runs(run_dir, backtest_dir)
+    js, md = write_parity(report, out_dir or run_dir)
+    click.echo(f"parity: same (state, action) on {report.agree}/{report.samples} samples "
+               f"({report.fraction:.2%}); {report.pairs} in both runs")  # fmt: skip
+    for cause, n in report.by_cause().items():
+        click.echo(f"{cause:>20}: {n}")
+    click.echo(f"{js}\n{md}")
+    if report.fraction < min_fraction:
+        raise SystemExit(1)

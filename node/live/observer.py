@@ -8,7 +8,9 @@ checks the diff stream's ``U``/``u``/``pu`` sequence, so a lost diff leaves a si
 book. The observer keeps a managed copy of the book and compares it with every ``bookTicker``
 quote: a crossed book, or a best bid/ask on the wrong side of the venue's best quotes for
 longer than ``book_check_s`` (exchange time), is a gap; the book is rebuilt from a REST
-snapshot (``resync``) and the resync counted.
+snapshot (``resync``) and the resync counted. A reconnected market socket (the adapter rebuilds
+the book from a snapshot itself) is counted too (:meth:`NodeObserver.market_reconnected`); both
+keep the exchange time of the book's last update when they happened (for the parity report).
 """
 
 from __future__ import annotations
@@ -119,6 +121,8 @@ class NodeObserver(Actor):
         self._on_day_end = on_day_end
         self._day: str | None = None
         self.guard = BookGuard(config.book_check_s)
+        self.resync_ts: list[int] = []  # exchange time of the book at each resync
+        self.reconnect_ts: list[int] = []  # ... at each market socket reconnect
         self._seen = 0
         self.orders = 0
         self.acks = 0
@@ -194,7 +198,17 @@ class NodeObserver(Actor):
                 f"order book out of sync (bid {bid} ask {ask}, venue {tick.bid_price} "
                 f"{tick.ask_price}): resync #{self.guard.resyncs} from a snapshot"
             )
+            self.resync_ts.append(int(book.ts_last))
             self._resync()
+
+    def market_reconnected(self) -> None:
+        """A market socket came back (the adapter takes a new snapshot): count it."""
+        book = self.cache.order_book(self.iid)
+        self.reconnect_ts.append(int(book.ts_last) if book is not None else 0)
+        self.log.warning(
+            f"market socket reconnected (#{len(self.reconnect_ts)}): the book is rebuilt from a "
+            "snapshot"
+        )
 
 
 def _td(seconds: float) -> Any:

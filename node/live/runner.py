@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import math
 import os
 import threading
 import time
@@ -181,9 +182,12 @@ class _Session:
         )
 
     def run(self, on_day: DayHook | None, duration_s: float | None) -> dict[str, Any]:
+        from node.live.async_strategy import AsyncInferenceStrategy
         from node.live.builder import build_node
         from node.live.builder import client_configs
         from node.live.builder import data_client
+        from node.live.builder import on_market_reconnect
+        from node.live.builder import one_market_socket
         from node.live.observer import NodeObserver
         from node.live.observer import ObserverConfig
         from node.live.run_out import write_live_run
@@ -196,7 +200,9 @@ class _Session:
         self.model, local, version = self._model()
         bundle, schema = local.model.bundle, local.schema
         scfg = self._strategy_config(bundle)
-        strategy = PolicyHMMStrategy(scfg, model=self.model, schema=schema)
+        # over Serve, inference leaves the event loop (an HTTP round trip would hold it)
+        kind = AsyncInferenceStrategy if cfg.serve_url is not None else PolicyHMMStrategy
+        strategy = kind(scfg, model=self.model, schema=schema)
         metrics = NodeMetrics(NodeInfo.from_strategy(scfg, cfg.mode))
         metrics.set_model(version, cfg.model_ref)
         if cfg.metrics_port is not None:
@@ -206,8 +212,11 @@ class _Session:
             from node.venue import VenueConfig
             from node.venue import running
 
+            # the replayed clock keeps the recording's sample boundaries: backtest parity
+            align = math.lcm(1000, max(1, schema.interval_ns // 1_000_000))
             vcfg = VenueConfig(recording=cfg.replay, api_key=_venue_key(self.creds),
-                               market=cfg.account, speed=cfg.speed)  # fmt: skip
+                               market=cfg.account, speed=cfg.speed, start="snapshot",
+                               clock_align_ms=align)  # fmt: skip
             self.venue_cm = running(vcfg)
             self.venue = self.venue_cm.__enter__()
             urls = self.venue.urls
@@ -219,8 +228,11 @@ class _Session:
         days_done: list[str] = []
 
         def write(extra: dict[str, Any]) -> dict[str, Any]:
+            book = {"book_resyncs": observer.guard.resyncs, "book_resync_ts": observer.resync_ts,
+                    "market_reconnects": len(observer.reconnect_ts),
+                    "market_reconnect_ts": observer.reconnect_ts}  # fmt: skip
             return write_live_run(self.out, cfg, strategy, self.node.trader, model_info, bundle,
-                                  {"book_resyncs": observer.guard.resyncs, **extra})  # fmt: skip
+                                  {**book, **extra})  # fmt: skip
 
         def day_ended(day: str) -> None:
             write({"finished": False})
@@ -244,6 +256,9 @@ class _Session:
             on_day_end=day_ended,
         )  # fmt: skip
         self.node = build_node(cfg, data, exec_, [strategy], [observer])
+        if cfg.replay:
+            one_market_socket(self.node)
+        on_market_reconnect(self.node, observer.market_reconnected)
         watcher = threading.Thread(target=self._watch, args=(duration_s,), daemon=True,
                                    name="node-watch")  # fmt: skip
         watcher.start()
@@ -259,6 +274,8 @@ class _Session:
             "final_position": position,
             "fills_seen": observer.fills,
             "funding_updates": observer.funding_updates,
+            "inference": "async" if isinstance(strategy, AsyncInferenceStrategy) else "sync",
+            "inference_not_asked": getattr(strategy, "not_asked", 0),
             "venue": self.venue.status() if self.venue is not None else None,
         })  # fmt: skip
         for day in summary["days"]:

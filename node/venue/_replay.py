@@ -1,12 +1,18 @@
 """The replay clock: recorded messages out to the market sockets, in recorded order and pace.
 
-Every ``E``/``T`` is shifted by one constant (``offset_ms``, set when the replay starts) so the
-first message carries the wall-clock time; intervals stay as recorded, so at ``speed > 1``
-exchange time runs ahead of the wall clock. Each diff updates the venue book *before* it is
-sent, so ``GET depth`` always matches the diffs already out (``lastUpdateId`` = last ``u``).
-USD-M ``@trade`` is also published as ``@aggTrade`` (one trade per aggregate; the adapter only
-subscribes that) and ``@markPrice@1s`` is synthesised from the book mid once per exchange
-second. Trades and book changes then go to the matcher (resting orders fill by the queue rule).
+Every ``E``/``T`` is shifted by one constant (``offset_ms``, fixed when a pass is armed) that is
+a multiple of ``align_ms``: a node sampling on that grid cuts the recording where a backtest of
+it does. The recorded start (the lead trades, else the first message) lands in the
+``align_ms`` slot after the wall clock's, so a snapshot a node stamps with its own clock (the
+adapter does) falls before the first sample boundary, as the imported snapshot does. Intervals
+stay as recorded, so at ``speed > 1`` exchange time runs ahead of the wall clock. A pass armed
+by :meth:`Replayer.send_lead` (the venue's ``start="snapshot"``) first sends the trades recorded
+before the sync point (``Recording.lead``), as an import keeps them. Each diff updates the venue
+book *before* it is sent, so ``GET depth`` always matches the diffs already out
+(``lastUpdateId`` = last ``u``). USD-M ``@trade`` is also published as ``@aggTrade`` (one trade
+per aggregate; the adapter only subscribes that) and ``@markPrice@1s`` is synthesised from the
+book mid once per exchange second. Trades and book changes then go to the matcher (resting
+orders fill by the queue rule).
 """
 
 from __future__ import annotations
@@ -40,6 +46,11 @@ def wall_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def _stamp_ms(m: Any) -> int:
+    d = _decode(m.data)
+    return int(d.get("T") or d["E"])
+
+
 def _agg(d: dict[str, Any]) -> dict[str, Any]:
     t = d["t"]
     return {"e": "aggTrade", "E": d["E"], "a": t, "s": d["s"], "p": d["p"], "q": d["q"],
@@ -58,9 +69,14 @@ class Replayer:
         speed: float,
         loop: bool,
         funding_rate: str,
+        align_ms: int = 1,
     ) -> None:
         self.rec, self.book, self.hub, self.matcher = recording, book, hub, matcher
         self.speed, self.loop, self.funding_rate = speed, loop, funding_rate
+        self.align_ms = align_ms
+        self._lead_ms = min(map(_stamp_ms, recording.lead), default=recording.first_event_ms)
+        self._armed = False
+        self._lead_out = False
         self.started = asyncio.Event()
         self.finished = asyncio.Event()
         self.offset_ms = 0
@@ -80,6 +96,24 @@ class Replayer:
     def clock_ms(self) -> int:
         """Venue time: the replayed exchange time, never behind the wall clock."""
         return max(wall_ms(), self.last_ms)
+
+    def arm(self, lead: bool = False) -> None:
+        """Fix this pass's clock offset (once per pass; see the module docstring); ``lead``:
+        the pass starts with the lead trades."""
+        if self._armed:
+            return
+        start = min(self._lead_ms, self.rec.first_event_ms) if lead else self.rec.first_event_ms
+        a, base = self.align_ms, max(wall_ms(), self.last_ms + 1)
+        self.offset_ms = (base // a + 1 - start // a) * a
+        self._armed = True
+
+    async def send_lead(self) -> None:
+        """Arm the clock and send the lead trades (once per pass, before it starts)."""
+        self.arm(lead=True)
+        if not self._lead_out:
+            self._lead_out = True
+            for m in self.rec.lead:
+                await self._one(m.kind, m.data)
 
     def inject_gap(self, diffs: int) -> None:
         """Leave the next ``diffs`` depth diffs out of the stream (the venue book still moves)."""
@@ -130,7 +164,8 @@ class Replayer:
 
     async def _pass(self) -> None:
         msgs, loop = self.rec.messages, asyncio.get_running_loop()
-        self.offset_ms = max(wall_ms(), self.last_ms + 1) - self.rec.first_event_ms
+        self.arm()
+        self._armed = self._lead_out = False  # the next pass arms afresh
         self.passes += 1
         t0, r0, speed = loop.time(), msgs[0].recv_ns, self.speed
         for i, m in enumerate(msgs):

@@ -8,7 +8,6 @@ routes need the API key header. Errors are ``{"code", "msg"}`` with Binance's co
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable
 from collections.abc import Callable
@@ -162,9 +161,10 @@ class RestApi:
             raise ApiError(
                 -1102, "Mandatory parameter 'limit' was not sent, was empty/null, or malformed."
             ) from None
-        await asyncio.sleep(self.v.config.snapshot_delay_s)  # let a SUBSCRIBE sent just before land
+        await self.v.before_snapshot()  # let a SUBSCRIBE sent just before land
         snap = await self.v.replayer.snapshot(limit, self.v.config.hold_after_snapshot_s)
         self.v.snapshots_served += 1
+        self.v.after_snapshot()
         if self.v.spec.market == "usdm":
             snap["E"] = snap["T"] = self.v.clock_ms()
         return snap

@@ -11,7 +11,9 @@ arrives *before* the snapshot line). Every later diff must continue the chain: a
 ``U``/``u``/``pu`` and would silently build a wrong book.
 
 USD-M trades that are not ``X == "MARKET"`` (insurance fund, ADL) are dropped: they never reach
-``@aggTrade``.
+``@aggTrade``. Trades recorded before the sync point are kept apart (``lead``; still counted in
+``skipped``): an import of the same file keeps them, so a replay started at the node's snapshot
+(``start="snapshot"``) sends them first and feeds the node what a backtest sees.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ class Recording:
     files: tuple[Path, ...]
     first_event_ms: int
     skipped: int
+    lead: tuple[Message, ...] = ()
 
     @property
     def price_decimals(self) -> int:
@@ -215,6 +218,7 @@ class _Loader:
             raise DataFileError(f"{where}: no depth diff bridges the snapshot", path=files[0])
         first = self.items[self.start].recv_ns
         kept = [m for m in self.items[self.start :] if m.recv_ns >= first]
+        lead = [m for m in self.items if m.recv_ns < first and m.kind in (TRADE, AGG_TRADE)]
         first_ms = _DEC_DEPTH.decode(kept[0].data).E
         assert self.symbol is not None
         snap = self.snapshot
@@ -228,6 +232,7 @@ class _Loader:
             files=files,
             first_event_ms=first_ms,
             skipped=self.skipped + len(self.items) - len(kept),
+            lead=tuple(lead),
         )
 
 

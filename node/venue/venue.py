@@ -41,6 +41,8 @@ from node.venue._streams import MarketHub
 from node.venue._user import UserHub
 from node.venue.config import DEFAULT_BALANCES
 from node.venue.config import VenueConfig
+from node.venue.recording import AGG_TRADE
+from node.venue.recording import TRADE
 from node.venue.recording import Recording
 from node.venue.recording import load_recording
 
@@ -80,9 +82,10 @@ class LoopbackVenue:
         self.matcher = Matcher(self.spec, self.book, self.account, self, self.clock_ms)
         self.replayer = Replayer(
             self.recording, self.book, self.market, self.matcher,
-            config.speed, config.loop, config.funding_rate,
+            config.speed, config.loop, config.funding_rate, config.clock_align_ms,
         )  # fmt: skip
         self.snapshots_served = 0
+        self._start_pending = False
         self.urls: VenueUrls | None = None
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -167,6 +170,29 @@ class LoopbackVenue:
             await self._runner.cleanup()
             self._runner = None
 
+    async def before_snapshot(self) -> None:
+        """Wait before serving ``GET depth`` (a ``SUBSCRIBE`` sent just before must land). With
+        ``start="snapshot"``, the first one also waits (<= 2 s) for the trade stream's
+        subscription, arms the replay clock and sends the lead trades ahead of the snapshot."""
+        delay = self.config.snapshot_delay_s
+        if self.config.start == "snapshot" and not self.replayer.started.is_set():
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 2.0
+            while loop.time() < deadline and not (
+                self.market.wants(TRADE) or self.market.wants(AGG_TRADE)
+            ):
+                await asyncio.sleep(0.01)
+            await self.replayer.send_lead()
+            delay = max(delay, 0.05)  # the lead trades reach the node before the snapshot
+        await asyncio.sleep(delay)
+
+    def after_snapshot(self) -> None:
+        """With ``start="snapshot"``: start the replay ``start_delay_s`` after the first snapshot
+        (the node has built its book from it before the first replayed message)."""
+        if self.config.start == "snapshot" and not self._start_pending:
+            self._start_pending = True
+            asyncio.get_running_loop().call_later(self.config.start_delay_s, self.start_replay)
+
     # -- control ----------------------------------------------------------------------------
     def start_replay(self) -> None:
         self.replayer.started.set()
@@ -201,6 +227,8 @@ class LoopbackVenue:
             "passes": r.passes,
             "last_update_id": self.book.last_u,
             "behind_s": round(r.behind_s, 3),
+            "clock_offset_ms": r.offset_ms,
+            "first_event_ms": rec.first_event_ms,
             "market_sockets": len(self.market.sockets),
             "market_connections": self.market.connections,
             "market_dropped": self.market.dropped,
