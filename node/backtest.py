@@ -29,6 +29,7 @@ from node.fills import FillOptions
 from node.fills import passive_fill_rate
 from node.summary import adaptation_report
 from node.summary import finite_or_none
+from node.summary import pnl_curve
 from node.summary import strategy_figures
 from node.summary import summarise
 from serving.client import HttpModelClient
@@ -302,7 +303,8 @@ def run_backtest(
         for c in [model, *(c for _, c in (shadow_policy.clients if shadow_policy else []))]:
             c.close()
     timeline = pa.Table.from_pylist(strategy.timeline, schema=run_dir.SAMPLE_SCHEMA)
-    pnl = timeline.column("equity").to_numpy() - venue.starting_quote  # inventory drift is out
+    costs = CostModel.for_instrument(instrument)
+    pnl, close = pnl_curve(strategy, venue.starting_quote, costs)
     timeline = timeline.append_column(
         run_dir.TIMELINE_SCHEMA.field("pnl"), pa.array(pnl, pa.float64())
     )
@@ -339,9 +341,9 @@ def run_backtest(
     answered = sorted(strategy.model_versions)
     events = strategy.feed.events
     in_sample = in_sample_days(bundle.metadata, sds)
-    costs = CostModel.for_instrument(instrument)
     summary: dict[str, Any] = {
         **summarise(pnl, fills, timeline.column("ts").to_numpy(), instrument.quote_currency.code),
+        **close,
         "in_sample": bool(in_sample),
         "in_sample_days": in_sample,
         "costs": {**costs.to_dict(), "round_trip_bps_passive": costs.round_trip_bps()},

@@ -41,6 +41,7 @@ from node.config import rule_config
 from node.strategy import PolicyHMMStrategy
 from node.summary import adaptation_report
 from node.summary import finite_or_none
+from node.summary import pnl_curve
 from node.summary import strategy_figures
 from node.summary import summarise
 from serving.client import InProcessModelClient
@@ -250,7 +251,8 @@ def run_bar_backtest(
         engine.dispose()
         model.close()
     timeline = pa.Table.from_pylist(strategy.timeline, schema=run_dir.SAMPLE_SCHEMA)
-    pnl = timeline.column("equity").to_numpy() - venue.starting_quote
+    costs = CostModel.for_instrument(instrument)
+    pnl, close = pnl_curve(strategy, venue.starting_quote, costs)
     timeline = timeline.append_column(
         run_dir.TIMELINE_SCHEMA.field("pnl"), pa.array(pnl, pa.float64())
     )
@@ -301,10 +303,10 @@ def run_bar_backtest(
     )
     ts = timeline.column("ts").to_numpy()
     in_sample = _in_sample(bundle.metadata, sds, ts)
-    costs = CostModel.for_instrument(instrument)
     answered = sorted(strategy.model_versions)
     summary: dict[str, Any] = {
         **summarise(pnl, fills, ts, instrument.quote_currency.code),
+        **close,
         "feed": f"1m bars ({FEATURES_BARS_VERSION})",
         "in_sample": bool(in_sample),
         "in_sample_days": in_sample,

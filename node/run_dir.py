@@ -8,7 +8,9 @@ the reader :func:`load_run`. :mod:`node.backtest` writes through :func:`write_ro
 - ``fills/positions/account.parquet``: Nautilus reports, every column a string;
 - ``timeline.parquet`` (:data:`TIMELINE_SCHEMA`): one row per sample; ``equity`` leaves out the
   starting base inventory's price drift (what DD watches), ``pnl`` is ``equity`` minus the
-  starting quote balance; ``state`` -1 / empty ``posterior`` when inference gave no result;
+  starting quote balance, its last row net of closing a position still open (at the touch,
+  taker fee: ``close_cost`` in the summary); ``state`` -1 / empty ``posterior`` when inference
+  gave no result;
 - ``entries.parquet`` / ``blocks.parquet``: feature vectors at entries and at every block;
 - ``exits.parquet``: every exit quote (ts, reason, side, price, quantity, requote);
 - ``shadow.parquet``: every shadow decision (with ``--shadow``);

@@ -188,6 +188,11 @@ class PolicyHMMStrategy(Strategy):
 
     # -- state
 
+    @property
+    def last_priced(self) -> Any:
+        """The last sample with a usable book (``None`` before one): what prices a close."""
+        return self._priced
+
     def position(self) -> float:
         """The strategy's position: (spot, once the baseline is known) the base balance minus
         the baseline inventory, so a position left open by a stopped node is still seen after a

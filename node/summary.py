@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 
 if TYPE_CHECKING:
     from training.artifacts.bundle import ModelBundle
+    from training.costs import CostModel
 
 __all__ = [
     "MIN_SHARPE_RETURNS",
@@ -26,6 +27,7 @@ __all__ = [
     "adaptation_report",
     "finite_or_none",
     "interval_marks",
+    "pnl_curve",
     "round_trip_figures",
     "strategy_figures",
     "summarise",
@@ -153,6 +155,24 @@ def summarise(
         "turnover": turnover,
         "fees": fees,
     }
+
+
+def pnl_curve(
+    strategy: Any, starting_quote: float, costs: CostModel
+) -> tuple[np.ndarray, dict[str, float]]:
+    """The run's PnL per sample (quote, after fees: equity minus the starting quote, so the
+    starting inventory's drift is out), its last value net of closing the position still open
+    at the last usable book (:meth:`~training.costs.CostModel.close_out_quote`, as the trade
+    simulator does): a period's PnL is what could have been banked, not a mark at mid.
+    Returns the curve and ``{"open_position_end", "close_cost"}`` (summary keys)."""
+    pnl = np.asarray([r["equity"] for r in strategy.timeline], dtype=np.float64) - starting_quote
+    position = float(strategy.timeline[-1]["position"]) if strategy.timeline else 0.0
+    book = strategy.last_priced
+    cost = 0.0
+    if position != 0.0 and book is not None:
+        cost = costs.close_out_quote(position, book.mid, book.best_bid, book.best_ask)
+        pnl[-1] -= cost
+    return pnl, {"open_position_end": position, "close_cost": cost}
 
 
 def strategy_figures(strategy: Any, events: int) -> dict[str, Any]:

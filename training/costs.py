@@ -174,6 +174,22 @@ class CostModel:
         out = np.asarray(side, dtype=np.float64) * self.funding_bps * np.maximum(crossings, 0)
         return float(out) if out.ndim == 0 else out
 
+    def close_out_quote(
+        self, position: float, mid: float, best_bid: float, best_ask: float
+    ) -> float:
+        """What closing ``position`` at once costs against its mark at ``mid`` (quote): the
+        distance to the touch it crosses plus the taker fee. Charged to a position still open
+        at the end of a simulated or backtested period, so the period's PnL is what could have
+        been banked, not a mark.
+
+        >>> CostModel(2.0, 5.0).close_out_quote(-2.0, 100.0, 99.0, 101.0)  # 2 x (1 + 0.0505)
+        2.101
+        """
+        if position == 0.0:
+            return 0.0
+        touch = best_bid if position > 0 else best_ask
+        return abs(position) * (abs(mid - touch) + touch * self.taker_bps * 1e-4)
+
     def fee_quote(self, notional: Any, maker: bool = True) -> Any:
         """The fee of one fill in quote currency."""
         return np.abs(notional) * self.fee_bps(maker) * 1e-4

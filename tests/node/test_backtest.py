@@ -125,9 +125,15 @@ def test_synthetic_day_trades_and_pnl_reconciles_with_fills(
     assert summary["passive_orders"] > 0 and 0.0 < summary["passive_fill_rate"] < 1.0
     timeline = pq.read_table(tmp_path / "timeline.parquet")
     assert np.abs(timeline["position"].to_numpy()).max() <= cfg.max_position + 1e-12
-    # net PnL = cash flow of the fills + the net position at the last mid - fees
+    # net PnL = cash flow of the fills + the net position at the last mid - fees - what closing
+    # that position at the touch would cost (half the spread and the taker fee on it)
     last_mid = timeline["mid"].to_numpy()[-1]
-    expected = -(sign * qty * px).sum() + (sign * qty).sum() * last_mid - summary["fees"]
+    held = (sign * qty).sum()
+    assert summary["open_position_end"] == pytest.approx(held, abs=1e-9)
+    taker = abs(held) * last_mid * float(instrument.taker_fee)
+    assert taker - 1e-9 <= summary["close_cost"] <= taker + abs(held) * last_mid * 0.01
+    assert (summary["close_cost"] > 0.0) == (abs(held) > 1e-12)
+    expected = -(sign * qty * px).sum() + held * last_mid - summary["fees"] - summary["close_cost"]
     assert summary["net_pnl"] == pytest.approx(expected, abs=1e-6)
     assert summary["max_drawdown"] >= 0.0 and summary["turnover"] > 0
     # issue 11: the held-out day is out of sample; round trips show gross edge and costs

@@ -109,6 +109,10 @@ class SimResult:
     costs: CostModel
     entries: int = 0
     funding: float = 0.0
+    #: The position still open after the last sample, and what closing it cost (taken from the
+    #: last equity value: the period's PnL is bankable, not a mark at mid).
+    open_position: float = 0.0
+    close_cost: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -165,6 +169,8 @@ class SimResult:
             "turnover": float((self.fills["qty"] * self.fills["px"]).sum()),
             "fees": fees,
             "funding": float(self.funding),
+            "open_position_end": float(self.open_position),
+            "close_cost": float(self.close_cost),
             "gross_edge_bp_per_rt": float(gross_bp.mean()) if n_rt else 0.0,
             "cost_bp_per_rt": float(rt_cost.mean()) if n_rt else 0.0,
             "net_bp_per_rt": float((gross_bp - rt_cost).mean()) if n_rt else 0.0,
@@ -337,6 +343,11 @@ def simulate(
             exit_o = None
             last_order = d.last_order_ns
             entries += 1
+    close_cost = 0.0
+    if pos != 0.0 and priced >= 0 and n:  # still open at the end: closed at the touch, taker
+        close_cost = costs.close_out_quote(pos, float(mid[priced]), float(bid[priced]),
+                                           float(ask[priced]))  # fmt: skip
+        equity[-1] -= close_cost
     fills = {k: np.asarray(v, dtype=np.int64 if k in ("ts", "side") else np.float64)
              for k, v in fl.items()}  # fmt: skip
     trips = round_trips(fills["ts"], fills["side"], fills["qty"], fills["px"], fills["fee"])
@@ -345,4 +356,5 @@ def simulate(
          for s, a, b, nt in zip(trips["side"], trips["ts_open"], trips["ts_close"],
                                 trips["notional"], strict=True)], dtype=np.float64,
     )  # fmt: skip
-    return SimResult(ts, equity, fills, trips, counts, costs, entries, funding)
+    return SimResult(ts, equity, fills, trips, counts, costs, entries, funding,
+                     open_position=pos, close_cost=close_cost)  # fmt: skip

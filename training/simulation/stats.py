@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-__all__ = ["RT_FIELDS", "block_bootstrap_ci", "day_block_ci", "round_trips"]
+__all__ = ["MIN_BOOTSTRAP_N", "RT_FIELDS", "block_bootstrap_ci", "day_block_ci", "round_trips"]
 
 #: Columns of :func:`round_trips`: open/close time, side (+1 long), quantity (max |position|),
 #: entry notional, gross PnL (quote, before fees), fees (quote).
@@ -62,16 +62,26 @@ def round_trips(
     }
 
 
+#: Below this many values a bootstrap's percentiles are too narrow (a handful of resamples of
+#: a handful of numbers): :func:`block_bootstrap_ci` gives the Student-t interval instead.
+MIN_BOOTSTRAP_N = 10
+
+
 def block_bootstrap_ci(
     x: np.ndarray, level: float = 0.95, n_boot: int = 2000, seed: int = 0, block: int | None = None
 ) -> tuple[float, float, float]:
-    """``(mean, lower, upper)``: percentile CI of the mean of ``x`` by a moving-block bootstrap
-    (block length ``block``, default ``ceil(n ** (1/3))``, so short-range autocorrelation of PnL
-    changes is kept). Fewer than 2 values give a zero-width interval at the mean (0 for none).
+    """``(mean, lower, upper)``: percentile CI of the mean of ``x`` by a circular block
+    bootstrap (block length ``block``, default ``ceil(n ** (1/3))``, so short-range
+    autocorrelation of PnL changes is kept; circular, so the first and last values are drawn as
+    often as the rest). Under :data:`MIN_BOOTSTRAP_N` values it is the Student-t interval
+    ``mean +- t(n-1) s / sqrt(n)``: wide, as so few values warrant. Fewer than 2 values give a
+    zero-width interval at the mean (0 for none).
 
     >>> m, lo, hi = block_bootstrap_ci(np.arange(100.0))
     >>> m, lo < m < hi
     (49.5, True)
+    >>> [round(v, 2) for v in block_bootstrap_ci(np.array([1.0, 2.0, 3.0]))]  # t(2) = 4.30
+    [2.0, -0.48, 4.48]
     """
     x = np.asarray(x, dtype=np.float64)
     n = len(x)
@@ -80,14 +90,18 @@ def block_bootstrap_ci(
     mean = float(x.mean())
     if n < 2:
         return mean, mean, mean
-    block = block or math.ceil(n ** (1.0 / 3.0))
-    block = min(block, n)
+    alpha = (1.0 - level) / 2.0
+    if n < MIN_BOOTSTRAP_N:
+        from scipy.stats import t
+
+        half = float(t.ppf(1.0 - alpha, n - 1)) * float(x.std(ddof=1)) / math.sqrt(n)
+        return mean, mean - half, mean + half
+    block = min(block or math.ceil(n ** (1.0 / 3.0)), n)
     n_blocks = math.ceil(n / block)
     rng = np.random.default_rng(seed)
-    starts = rng.integers(0, n - block + 1, size=(n_boot, n_blocks))
-    idx = (starts[:, :, None] + np.arange(block)).reshape(n_boot, -1)[:, :n]
+    starts = rng.integers(0, n, size=(n_boot, n_blocks))
+    idx = ((starts[:, :, None] + np.arange(block)) % n).reshape(n_boot, -1)[:, :n]
     means = x[idx].mean(axis=1)
-    alpha = (1.0 - level) / 2.0
     lo, hi = np.quantile(means, [alpha, 1.0 - alpha])
     return mean, float(min(lo, mean)), float(max(hi, mean))
 
@@ -100,9 +114,9 @@ def day_block_ci(
     intraday: np.ndarray | None = None,
 ) -> dict[str, float | int | str]:
     """The CI of the mean PnL per day: a bootstrap over whole days (blocks of one day, so the
-    intraday dependence is kept). With one day there is nothing to resample: the interval then
-    comes from ``intraday`` (PnL per hour of that day, scaled to a day) by a moving-block
-    bootstrap, and ``blocks`` says so.
+    intraday dependence is kept; the t interval under :data:`MIN_BOOTSTRAP_N` days). With one
+    day there is nothing to resample: the interval then comes from ``intraday`` (PnL per hour of
+    that day, scaled to a day) by :func:`block_bootstrap_ci`, and ``blocks`` says so.
 
     >>> r = day_block_ci(np.array([1.0, 2.0, 3.0, 4.0]))
     >>> r["mean"], r["blocks"], r["low"] < 2.5 < r["high"]
