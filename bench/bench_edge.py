@@ -48,7 +48,9 @@ def nhmm(args: list[str], env: dict[str, str]) -> str:
     return done.stdout
 
 
-def one(seed: int, market: str, day_seconds: int, root: Path) -> dict[str, Any]:
+def one(
+    seed: int, market: str, day_seconds: int, root: Path, fill_models: tuple[str, ...]
+) -> dict[str, Any]:
     """Synthesise, train with defaults on days 1-3, backtest and simulate day 4."""
     from node.backtest import simulate_backtest
     from training.artifacts.registry import Registry
@@ -68,12 +70,12 @@ def one(seed: int, market: str, day_seconds: int, root: Path) -> dict[str, Any]:
     meta = reg.load(version).metadata
     test = meta["test"]
     runs = {}
-    for fill_model in ("queue", "touch"):
+    for fill_model in fill_models:
         run = root / f"run-{fill_model}"
         nhmm(["backtest", "--catalog", str(catalog), "--symbol", symbol, "--days", days[3],
               "--model", "candidate", "--out", str(run), "--fill-model", fill_model], env)  # fmt: skip
         runs[fill_model] = json.loads((run / "summary.json").read_text())
-    summary, touch = runs["queue"], runs["touch"]
+    summary, touch = runs["queue"], runs.get("touch")
     t1 = time.perf_counter()
     sim = simulate_backtest(
         MarketCatalog(catalog), symbol, [datetime.date.fromisoformat(days[3])], reg.load(version)
@@ -97,10 +99,16 @@ def one(seed: int, market: str, day_seconds: int, root: Path) -> dict[str, Any]:
         "backtest_cost_bp_per_rt": summary["cost_bp_per_rt"],
         "backtest_wall_s": summary["wall_s"],
         "backtest_passive_fill_rate": summary["passive_fill_rate"],
-        "touch_net_pnl": touch["net_pnl"],
-        "touch_fills": touch["trades"],
-        "touch_round_trips": touch["round_trips"],
-        "touch_passive_fill_rate": touch["passive_fill_rate"],
+        **(
+            {}
+            if touch is None
+            else {
+                "touch_net_pnl": touch["net_pnl"],
+                "touch_fills": touch["trades"],
+                "touch_round_trips": touch["round_trips"],
+                "touch_passive_fill_rate": touch["passive_fill_rate"],
+            }
+        ),
         "sim_net_pnl": sim["net_pnl"],
         "sim_fills": sim["fills"],
         "sim_wall_s": time.perf_counter() - t1,
@@ -112,14 +120,20 @@ def _rate(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}"
 
 
+def _num(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
 def verdict(rows: list[dict[str, Any]]) -> dict[str, Any]:
     pnl = [r["backtest_net_pnl"] for r in rows]
-    touch = [r["touch_net_pnl"] for r in rows]
+    touch = [r["touch_net_pnl"] for r in rows if "touch_net_pnl" in r]
     return {
         "n": len(pnl),
         "mean_net_pnl": sum(pnl) / len(pnl) if pnl else 0.0,
-        "mean_touch_net_pnl": sum(touch) / len(touch) if touch else 0.0,
-        "queue_minus_touch": (sum(pnl) - sum(touch)) / len(pnl) if pnl else 0.0,
+        "mean_touch_net_pnl": sum(touch) / len(touch) if touch else None,
+        "queue_minus_touch": (sum(pnl) - sum(touch)) / len(pnl)
+        if pnl and len(touch) == len(pnl)
+        else None,
         "positive": sum(p > 0 for p in pnl),
         "pass": bool(pnl) and sum(pnl) / len(pnl) > 0 and sum(p > 0 for p in pnl) >= 4,
     }
@@ -131,14 +145,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--markets", nargs="+", default=["usdm", "spot"])
     ap.add_argument("--day-seconds", type=int, default=21_600)
     ap.add_argument("--name", default="bench_edge")
+    ap.add_argument(
+        "--fill-models",
+        nargs="+",
+        default=["queue", "touch"],
+        choices=["queue", "touch"],
+        help="queue (the default, always run) and touch (the optimistic comparison)",
+    )
     args = ap.parse_args(argv)
+    fill_models = ("queue", *(m for m in args.fill_models if m != "queue"))
     rows: list[dict[str, Any]] = []
     out = RESULTS / f"{args.name}.json"
     RESULTS.mkdir(parents=True, exist_ok=True)
     for market in args.markets:
         for seed in args.seeds:
             with tempfile.TemporaryDirectory(prefix="nhmm-edge-") as tmp:
-                rows.append(one(seed, market, args.day_seconds, Path(tmp)))
+                rows.append(one(seed, market, args.day_seconds, Path(tmp), fill_models))
             print(json.dumps(rows[-1]), flush=True)
             result = {
                 "bench": args.name,
@@ -159,11 +181,11 @@ def main(argv: list[str] | None = None) -> int:
         lo, hi = r["test_ci"]
         table.add_row(r["market"], str(r["seed"]), f"{r['horizon_s']:g}",
                       f"{r['test_net_pnl_per_day']:.3g} [{lo:.3g}, {hi:.3g}]",
-                      f"{r['backtest_net_pnl']:.3f}", f"{r['touch_net_pnl']:.3f}",
-                      f"{r['backtest_net_pnl'] - r['touch_net_pnl']:.3f}",
-                      f"{_rate(r['backtest_passive_fill_rate'])}/{_rate(r['touch_passive_fill_rate'])}",
+                      f"{r['backtest_net_pnl']:.3f}", _num(r.get("touch_net_pnl")),
+                      _num(r["backtest_net_pnl"] - r["touch_net_pnl"] if "touch_net_pnl" in r else None),
+                      f"{_rate(r['backtest_passive_fill_rate'])}/{_rate(r.get('touch_passive_fill_rate'))}",
                       f"{r['sim_net_pnl']:.3f}",
-                      f"{r['backtest_round_trips']}/{r['touch_round_trips']}",
+                      f"{r['backtest_round_trips']}/{r.get('touch_round_trips', 'n/a')}",
                       f"{r['backtest_gross_edge_bp_per_rt']:.2f}",
                       f"{r['backtest_cost_bp_per_rt']:.2f}")  # fmt: skip
     Console().print(table)

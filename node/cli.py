@@ -19,6 +19,7 @@ from training.cli.options import out_option
 from training.cli.options import registry_option
 from training.cli.options import symbol_option
 from training.simulation.execution import VWAP_MODES
+from training.simulation.rules import GuardLimits
 
 if TYPE_CHECKING:
     from node.config import PolicyHMMStrategyConfig
@@ -26,9 +27,9 @@ if TYPE_CHECKING:
 __all__ = ["backtest", "strategy_config"]
 
 #: The summary figures printed after a run.
-_SHOWN = ("net_pnl", "sharpe", "max_drawdown", "trades", "round_trips", "gross_edge_bp_per_rt",
-          "cost_bp_per_rt", "net_bp_per_rt", "fees", "turnover", "passive_fill_rate", "events",
-          "wall_s")  # fmt: skip
+_SHOWN = ("net_pnl", "open_position_end", "close_cost", "sharpe", "max_drawdown", "trades",
+          "round_trips", "gross_edge_bp_per_rt", "cost_bp_per_rt", "net_bp_per_rt", "fees",
+          "turnover", "passive_fill_rate", "events", "wall_s")  # fmt: skip
 
 
 def strategy_config(
@@ -75,7 +76,7 @@ def strategy_config(
 )
 @click.option("--budget-ms", type=float, default=None, help="LATENCY budget in ms [default: 50].")
 @click.option("--shadow", multiple=True, help="Model ref run in shadow, never traded (repeatable).")
-@click.option("--min-conf", type=float, default=0.6, show_default=True)
+@click.option("--min-conf", type=float, default=GuardLimits().min_conf, show_default=True)
 @click.option("--trading/--no-trading", default=True, show_default=True)
 @click.option(
     "--fill-model",

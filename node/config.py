@@ -17,6 +17,11 @@ from training.simulation.rules import RuleConfig
 
 __all__ = ["PolicyHMMStrategyConfig", "guard_limits", "label_horizon_s", "rule_config"]
 
+#: The rules' own defaults: every guardrail and rule default below is read from these (one owner,
+#: :mod:`training.simulation.rules`), so the node and the trade simulator cannot drift apart.
+_LIMITS = GuardLimits()
+_RULES = RuleConfig()
+
 
 def label_horizon_s(metadata: dict[str, Any]) -> float | None:
     """The label horizon a bundle was trained on (``metadata.config.labels.horizon_s``), if any.
@@ -64,38 +69,38 @@ class PolicyHMMStrategyConfig(StrategyConfig, frozen=True):
 
     >>> c = PolicyHMMStrategyConfig(instrument_id="BTCUSDT.BINANCE")
     >>> c.min_conf, c.trading_enabled, c.post_only
-    (0.6, False, True)
+    (0.7, False, True)
     """
 
     instrument_id: str
     model_ref: str = "live"
     registry_root: str | None = None
     market: str = "spot"
-    min_conf: float = 0.6
-    max_spread_bp_base: float = 2.0
-    max_spread_vol_k: float = 0.5
-    max_position: float = 0.01
-    cooldown_s: float = 5.0
-    latency_budget_ms: float = 50.0
-    max_drawdown: float = 100.0
-    vwap_anchor_bps: float = 10.0
+    min_conf: float = _LIMITS.min_conf
+    max_spread_bp_base: float = _LIMITS.max_spread_bp_base
+    max_spread_vol_k: float = _LIMITS.max_spread_vol_k
+    max_position: float = _LIMITS.max_position
+    cooldown_s: float = _LIMITS.cooldown_s
+    latency_budget_ms: float = _LIMITS.latency_budget_ms
+    max_drawdown: float = _LIMITS.max_drawdown
+    vwap_anchor_bps: float = _RULES.vwap_anchor_bps
     trading_enabled: bool = False
     kill_switch_path: str | None = None
     state_dir: str = "."
-    notional_multiple: float = 1.1
+    notional_multiple: float = _RULES.notional_multiple
     post_only: bool = True
     log_decisions: bool = False
     hold_s: float | None = None
-    default_hold_s: float = 60.0
-    stop_loss_bps: float = 0.0
+    default_hold_s: float = _RULES.hold_s
+    stop_loss_bps: float = _RULES.stop_loss_bps
     exit_requote_s: float = 1.0
-    signal_exit: bool = False
-    vwap_mode: str = "trend"
+    signal_exit: bool = _RULES.signal_exit
+    vwap_mode: str = _RULES.vwap_mode
     modelled_latency_ms: float | None = None
-    entry_ttl_s: float = 5.0
-    exit_cross_s: float = 30.0
-    max_slippage_bps: float = 10.0
-    risk_budget: float = 0.0
+    entry_ttl_s: float = _RULES.entry_ttl_s
+    exit_cross_s: float = _RULES.exit_cross_s
+    max_slippage_bps: float = _RULES.max_slippage_bps
+    risk_budget: float = _RULES.risk_budget
 
     def __post_init__(self) -> None:
         for name in ("default_hold_s", "exit_requote_s", "hold_s", "entry_ttl_s", "exit_cross_s"):

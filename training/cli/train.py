@@ -21,8 +21,9 @@ __all__ = ["print_test_block", "train"]
 
 #: The ``test`` figures printed, in this order.
 _TEST_ROWS = ("net_pnl_per_day", "net_bp_per_day", "round_trips_per_day", "gross_edge_bp_per_rt",
-              "cost_bp_per_rt", "net_bp_per_rt", "hit_rate", "fees", "days", "policy_accuracy",
-              "regime_accuracy", "valid_loglik_per_sample", "k")  # fmt: skip
+              "cost_bp_per_rt", "net_bp_per_rt", "hit_rate", "fees", "open_position_end",
+              "close_cost", "days", "policy_accuracy", "regime_accuracy",
+              "valid_loglik_per_sample", "k")  # fmt: skip
 
 
 def print_test_block(block: dict, title: str) -> None:
@@ -62,7 +63,8 @@ def print_test_block(block: dict, title: str) -> None:
     type=float,
     default=None,
     help="Label horizon = holding time [default: the shortest horizon whose median move on the "
-    "training days is worth 2 round trips: training.pipelines.train.choose_horizon_s].",
+    "training days is worth HORIZON_COST_MULTIPLE round trips: "
+    "training.pipelines.train.choose_horizon_s].",
 )
 @cost_options
 @test_days_option

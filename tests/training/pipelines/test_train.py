@@ -120,7 +120,7 @@ def test_cli_trains_and_registers(synth_catalog: Path, tmp_path) -> None:
     assert "test metric (simulated, out-of-sample)" in result.output
     assert "days 2024-01-03" in result.output and "CI" in result.output
     assert "passive round trip 20 bp" in result.output
-    # the default horizon is chosen on the training days: a grid value, 2 round trips of move
+    # the default horizon is chosen on the training days: a grid value (HORIZON_COST_MULTIPLE)
     horizon = Registry(str(store)).load(version).metadata["config"]["labels"]["horizon_s"]
     assert horizon in (30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0)
 
