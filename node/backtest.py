@@ -44,6 +44,7 @@ __all__ = [
     "IN_PROCESS_LATENCY_MS",
     "VenueOptions",
     "in_sample_days",
+    "pinned_model",
     "run_backtest",
     "venue_engine",
 ]
@@ -81,30 +82,15 @@ class VenueOptions:
         FillOptions(self.fill_model, self.seed)  # names the field of a bad model
 
 
-def _instrument_facts(instrument: Any, market: str) -> dict[str, Any]:
-    def num(v: Any) -> float | None:
-        return None if v is None else float(v)
-
-    return {
-        "id": str(instrument.id),
-        "market": market,
-        "min_notional": num(instrument.min_notional),
-        "min_quantity": num(instrument.min_quantity),
-        "size_increment": float(instrument.size_increment),
-        "price_increment": float(instrument.price_increment),
-        "maker_fee": float(instrument.maker_fee),
-        "taker_fee": float(instrument.taker_fee),
-    }
-
-
-def _live_client(
+def pinned_model(
     model: ModelClient | None,
     model_ref: str,
     registry: Registry | None,
     client_for: Callable[[str], ModelClient],
     serve_url: str | None,
 ) -> tuple[ModelClient, InProcessModelClient, str]:
-    """``(client the strategy asks, in-process twin holding the bundle, pinned version)``."""
+    """``(client the strategy asks, in-process twin holding the bundle, pinned version)``:
+    ``model_ref`` resolved once, so the whole run asks one version (backtest and live node)."""
     if model is None:
         assert registry is not None
         version = registry.resolve(model_ref)
@@ -263,7 +249,7 @@ def run_backtest(
             return HttpModelClient(serve_url, budget_ms=cfg.latency_budget_ms, model=version)
         return InProcessModelClient(version, registry)
 
-    model, local, version = _live_client(model, model_ref, registry, client_for, serve_url)
+    model, local, version = pinned_model(model, model_ref, registry, client_for, serve_url)
     bundle, schema = local.model.bundle, local.schema
     fill: dict[str, Any] = {}
     if cfg.hold_s is None:
@@ -327,7 +313,7 @@ def run_backtest(
     run_config = {
         "strategy": msgspec.to_builtins(cfg),
         "venue": dataclasses.asdict(venue),
-        "instrument": _instrument_facts(instrument, market),
+        "instrument": run_dir.instrument_facts(instrument, market),
         "model": {
             "ref": model_ref,
             "version": version,

@@ -273,13 +273,7 @@ def run_bar_backtest(
     run_dir.write_json(out, run_dir.GUARDRAILS, counts)
     traded_days = sorted({str(d) for d in timeline.column("day").to_pylist()})
     run_dir.write_json(out, run_dir.ADAPTATION, adaptation_report(bundle, timeline, traded_days))
-    facts = {
-        "id": str(instrument.id),
-        "market": market,
-        "price_increment": float(instrument.price_increment),
-        "maker_fee": float(instrument.maker_fee),
-        "taker_fee": float(instrument.taker_fee),
-    }
+    facts = run_dir.instrument_facts(instrument, market)
     run_dir.write_json(
         out,
         run_dir.CONFIG,

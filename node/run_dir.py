@@ -81,6 +81,7 @@ __all__ = [
     "TRUTH_SCHEMA",
     "RunData",
     "RunDirError",
+    "instrument_facts",
     "load_run",
     "read_run_json",
     "utc_day",
@@ -343,3 +344,24 @@ def _read_truth(path: Path) -> pa.Table | None:
         return pq.read_table(path)
     except (OSError, pa.ArrowInvalid) as exc:
         raise RunDirError(f"{path}: not a readable Parquet file ({exc})") from exc
+
+
+def instrument_facts(instrument: Any, market: str) -> dict[str, Any]:
+    """``config.json``'s ``instrument`` block: what a run traded and at which sizes and fees
+    (``{"market"}`` alone when the instrument never arrived)."""
+    if instrument is None:
+        return {"market": market}
+
+    def num(v: Any) -> float | None:
+        return None if v is None else float(v)
+
+    return {
+        "id": str(instrument.id),
+        "market": market,
+        "min_notional": num(instrument.min_notional),
+        "min_quantity": num(instrument.min_quantity),
+        "size_increment": float(instrument.size_increment),
+        "price_increment": float(instrument.price_increment),
+        "maker_fee": float(instrument.maker_fee),
+        "taker_fee": float(instrument.taker_fee),
+    }

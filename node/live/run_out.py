@@ -20,17 +20,22 @@ from node import run_dir
 from node.live.config import LiveConfig
 from node.summary import adaptation_report
 from node.summary import finite_or_none
+from node.summary import pnl_curve
 from node.summary import strategy_figures
 from node.summary import summarise
 
 __all__ = ["write_live_run"]
 
 
-def _timeline(rows: list[dict[str, Any]]) -> pa.Table:
-    table = pa.Table.from_pylist(rows, schema=run_dir.SAMPLE_SCHEMA)
-    equity = table.column("equity").to_numpy()
-    pnl = equity - equity[0] if len(equity) else equity
-    return table.append_column(run_dir.TIMELINE_SCHEMA.field("pnl"), pa.array(pnl, pa.float64()))
+def _timeline(strategy: Any) -> tuple[pa.Table, dict[str, float]]:
+    """The timeline with its ``pnl`` column (:func:`node.summary.pnl_curve`) and the close-out."""
+    from training.costs import CostModel
+
+    table = pa.Table.from_pylist(list(strategy.timeline), schema=run_dir.SAMPLE_SCHEMA)
+    inst = strategy.instrument
+    pnl, close = pnl_curve(strategy, None, None if inst is None else CostModel.for_instrument(inst))
+    field = run_dir.TIMELINE_SCHEMA.field("pnl")
+    return table.append_column(field, pa.array(pnl, pa.float64())), close
 
 
 def write_live_run(
@@ -49,7 +54,7 @@ def write_live_run(
 
     out.mkdir(parents=True, exist_ok=True)
     rows = list(strategy.timeline)
-    timeline = _timeline(rows)
+    timeline, close = _timeline(strategy)
     fills = trader.generate_fills_report()
     reports = {
         run_dir.FILLS: fills,
@@ -76,7 +81,7 @@ def write_live_run(
     run_dir.write_json(out, run_dir.CONFIG, {
         "strategy": msgspec.to_builtins(strategy.cfg),
         "venue": live,
-        "instrument": _instrument_facts(strategy.instrument, cfg.market),
+        "instrument": run_dir.instrument_facts(strategy.instrument, cfg.market),
         "model": model,
     })  # fmt: skip
     if bundle is not None and rows:
@@ -86,6 +91,7 @@ def write_live_run(
     quote = strategy.instrument.quote_currency.code if strategy.instrument is not None else None
     summary = {
         **summarise(pnl, fills, ts, quote),
+        **close,
         "in_sample": False,
         "in_sample_days": [],
         "symbol": cfg.instrument_id,
@@ -106,9 +112,3 @@ def write_live_run(
     summary = finite_or_none(summary)
     run_dir.write_json(out, run_dir.SUMMARY, summary)
     return summary
-
-
-def _instrument_facts(instrument: Any, market: str) -> dict[str, Any]:
-    from node.backtest import _instrument_facts as facts  # the backtest's config.json block
-
-    return facts(instrument, market) if instrument is not None else {"market": market}

@@ -149,7 +149,7 @@ class _Session:
             self.server.shutdown()
 
     def _model(self) -> tuple[Any, Any, str]:
-        from node.backtest import _live_client
+        from node.backtest import pinned_model
         from serving.client import HttpModelClient
         from serving.client import InProcessModelClient
         from training.artifacts.registry import Registry
@@ -163,7 +163,7 @@ class _Session:
                 return HttpModelClient(cfg.serve_url, budget_ms=budget, model=version)
             return InProcessModelClient(version, registry)
 
-        return _live_client(None, cfg.model_ref, registry, client_for, cfg.serve_url)
+        return pinned_model(None, cfg.model_ref, registry, client_for, cfg.serve_url)
 
     def _strategy_config(self, bundle: Any) -> Any:
         cfg = self.cfg
