@@ -20,6 +20,7 @@ from training.cli.options import registry_option
 from training.cli.options import symbol_option
 from training.simulation.execution import VWAP_MODES
 from training.simulation.rules import GuardLimits
+from training.simulation.rules import RuleConfig
 
 if TYPE_CHECKING:
     from node.config import PolicyHMMStrategyConfig
@@ -92,6 +93,23 @@ def strategy_config(
 @click.option("--signal-exit/--no-signal-exit", default=False, show_default=True)
 @click.option("--vwap-mode", type=click.Choice(VWAP_MODES), default="trend", show_default=True)
 @click.option(
+    "--risk-budget",
+    type=float,
+    default=RuleConfig().risk_budget,
+    show_default=True,
+    help="Quote per trade a one-sigma move over the hold may cost (sizes entries); 0 = the "
+    "min-notional size.",
+)
+@click.option(
+    "--scale-up-cycles",
+    type=int,
+    default=RuleConfig().scale_up_cycles,
+    show_default=True,
+    help="Clean round trips before the entry size steps up one multiple; 0 = off.",
+)
+@click.option("--max-scale", type=int, default=RuleConfig().max_scale, show_default=True,
+              help="The largest multiple of the base entry size scale-up reaches.")  # fmt: skip
+@click.option(
     "--bars",
     type=click.Choice(["1m"]),
     default=None,
@@ -116,6 +134,9 @@ def backtest(
     stop_loss_bps: float,
     signal_exit: bool,
     vwap_mode: str,
+    risk_budget: float,
+    scale_up_cycles: int,
+    max_scale: int,
     bars: str | None,
 ) -> None:
     """Backtest the strategy on catalog symbol-days; writes reports and summary.json to --out."""
@@ -126,7 +147,9 @@ def backtest(
 
     if budget_ms is not None and not budget_ms > 0:
         raise click.BadParameter(f"must be > 0, got {budget_ms}", param_hint="--budget-ms")
-    cfg = strategy_config(symbol, min_conf, trading, hold_s, stop_loss_bps, signal_exit, vwap_mode)
+    cfg = strategy_config(symbol, min_conf, trading, hold_s, stop_loss_bps, signal_exit, vwap_mode,
+                          risk_budget=risk_budget, scale_up_cycles=scale_up_cycles,
+                          max_scale=max_scale)  # fmt: skip
     venue = VenueOptions(fill_model=fill_model, latency_ms=latency_ms)
     args = (MarketCatalog(catalog_root), symbol, list(days) or None, model_ref,
             Registry(registry_root), out_dir, cfg, venue)  # fmt: skip

@@ -62,7 +62,11 @@ class PolicyHMMStrategyConfig(StrategyConfig, frozen=True):
     step, never below the min-notional size, capped at the room left under ``max_position``.
     Off, an entry is the smallest size at ``notional_multiple`` x the min notional. With the
     defaults (``max_drawdown`` 100) a budget of 5 lets DD stop the strategy after about 20
-    one-sigma losses; keep ``max_drawdown / risk_budget`` in that range.
+    one-sigma losses; keep ``max_drawdown / risk_budget`` in that range. Scale-up
+    (``scale_up_cycles`` > 0; 0 = off, the default): entries start at that size and grow one
+    multiple after every ``scale_up_cycles`` clean round trips, to ``max_scale`` x; the first
+    guardrail hit (not CONF/COOLDOWN) or STOP/KILL steps back one
+    (:class:`training.simulation.scale.ScaleUp`; a restart starts at 1 x).
     ``modelled_latency_ms`` (not ``None``) is what the LATENCY guard sees instead of the measured
     inference time: the backtest sets it for the in-process client so that machine load cannot
     change decisions (the measured time stays in the timeline).
@@ -101,8 +105,15 @@ class PolicyHMMStrategyConfig(StrategyConfig, frozen=True):
     exit_cross_s: float = _RULES.exit_cross_s
     max_slippage_bps: float = _RULES.max_slippage_bps
     risk_budget: float = _RULES.risk_budget
+    scale_up_cycles: int = _RULES.scale_up_cycles
+    max_scale: int = _RULES.max_scale
 
     def __post_init__(self) -> None:
+        if self.scale_up_cycles < 0 or self.max_scale < 1:
+            raise ValueError(
+                "PolicyHMMStrategyConfig.scale_up_cycles: >= 0 and max_scale >= 1, got "
+                f"{self.scale_up_cycles}, {self.max_scale}"
+            )
         for name in ("default_hold_s", "exit_requote_s", "hold_s", "entry_ttl_s", "exit_cross_s"):
             v = getattr(self, name)
             if v is not None and not (math.isfinite(v) and v > 0):
@@ -141,4 +152,6 @@ def rule_config(config: PolicyHMMStrategyConfig, instrument: Any, hold_s: float)
         exit_cross_s=config.exit_cross_s,
         max_slippage_bps=config.max_slippage_bps,
         risk_budget=config.risk_budget,
+        scale_up_cycles=config.scale_up_cycles,
+        max_scale=config.max_scale,
     )

@@ -68,6 +68,7 @@ from training.simulation.rules import Market
 from training.simulation.rules import RuleConfig
 from training.simulation.rules import RuleState
 from training.simulation.rules import decide
+from training.simulation.scale import ScaleUp
 
 if TYPE_CHECKING:
     from node.ensemble_policy import ShadowPolicy
@@ -140,6 +141,7 @@ class PolicyHMMStrategy(Strategy):
         self._exit_quote_ns = 0
         self._exit_ns: int | None = None  # when the working exit reason started
         self._priced: Any = None  # the last sample with a usable book
+        self.scale = ScaleUp()  # the size ramp (off unless scale_up_cycles > 0)
         self._entry_order: Any = None  # the resting entry order (cancelled after entry_ttl_s)
         self._entry_ns = 0
         self.rules: RuleConfig | None = None
@@ -351,7 +353,10 @@ class PolicyHMMStrategy(Strategy):
 
     def _rule_state(self, position: float, equity: float) -> RuleState:
         """The decision rules' view of this strategy: position, equity and its stored peak, the
-        kill switch, the cooldown clock, the holding deadline, the working exit and entry."""
+        kill switch, the cooldown clock, the holding deadline, the working exit and entry, the
+        size ramp (which sees the position first: a cycle may have opened or closed)."""
+        rules = self.rules
+        self.scale = self.scale.at(position, rules.scale_up_cycles, rules.max_scale)
         kill = self.guards.kill
         tripped = kill.tripped
         entry_ns = entry_side = None
@@ -372,11 +377,15 @@ class PolicyHMMStrategy(Strategy):
             entry_ns=entry_ns,
             entry_side=entry_side,
             exit_ns=self._exit_ns,
+            size_scale=self.scale.level,
         )
 
     def _apply(self, d: Decision, s: Any, position: float, action: str) -> None:
         """Carry out the decision's state changes and exit orders (the entry is :meth:`_enter`)."""
         self.guards.peak.update(d.peak)
+        self.scale = self.scale.after(
+            d.verdict, d.counted, d.exit_reason, self.rules.scale_up_cycles
+        )
         if d.trip is not None and not self.guards.kill.tripped:
             self.guards.kill.trip(d.trip)
         self.hold.until_ns = d.hold_until_ns

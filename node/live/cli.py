@@ -27,7 +27,8 @@ __all__ = ["STRATEGY_OPTIONS", "node", "parity", "rollup_hook", "run"]
 
 #: ``nhmm backtest`` options the node takes as they are (one option set, one config).
 STRATEGY_OPTIONS = ("model_ref", "registry_root", "serve_url", "budget_ms", "min_conf", "trading",
-                    "hold_s", "stop_loss_bps", "signal_exit", "vwap_mode")  # fmt: skip
+                    "hold_s", "stop_loss_bps", "signal_exit", "vwap_mode", "risk_budget",
+                    "scale_up_cycles", "max_scale")  # fmt: skip
 
 
 def rollup_hook(to: str, echo: Any = click.echo) -> Any:
@@ -145,7 +146,9 @@ def run(environment: str, confirmed: bool, account: str, symbol: str, replay: tu
 
     if Path(env_file).is_file():
         load_dotenv(env_file, override=False)
-    changes = {} if max_position is None else {"max_position": max_position}
+    changes = {k: strategy[k] for k in ("risk_budget", "scale_up_cycles", "max_scale")}
+    if max_position is not None:
+        changes["max_position"] = max_position
     if strategy["budget_ms"] is not None:
         changes["latency_budget_ms"] = strategy["budget_ms"]
     scfg = strategy_config(

@@ -180,7 +180,7 @@ def _simulated(catalog: MarketCatalog, registry: Registry, version: str, cfg: An
 
 def test_nautilus_on_bars_fills_what_the_simulator_fills(setup: tuple) -> None:
     """Same rules, same fill rule (a later bar trades through the price): per day, the same
-    fills at the same bars and prices, and the same net PnL up to Nautilus's commission
+    fills at the same bars, prices and sizes, and the same net PnL up to Nautilus's commission
     rounding to the currency's 8 decimals."""
     catalog, registry, version, cfg, root = setup
     n_fills = 0
@@ -203,6 +203,7 @@ def test_nautilus_on_bars_fills_what_the_simulator_fills(setup: tuple) -> None:
         np.testing.assert_array_equal(ts, sim.fills["ts"])
         np.testing.assert_array_equal(side, sim.fills["side"])
         np.testing.assert_allclose(fills["last_px"].astype(float), sim.fills["px"], rtol=1e-12)
+        np.testing.assert_allclose(fills["last_qty"].astype(float), sim.fills["qty"], rtol=1e-12)
         assert summary["net_pnl"] == pytest.approx(sim.metrics()["net_pnl"], abs=1e-8)
         n_fills += len(fills)
     assert n_fills >= 2  # both days trade

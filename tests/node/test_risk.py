@@ -27,6 +27,7 @@ from serving.client import InProcessModelClient
 from tests.strategy_setup import LOOSE
 from training.artifacts.registry import Registry
 from training.data.catalog import MarketCatalog
+from training.simulation.execution import order_size
 
 S = 10**9
 
@@ -234,3 +235,33 @@ def test_restart_while_long_keeps_the_entry_price_so_stop_still_fires(
     assert exit1["quantity"] == pytest.approx(pos1)  # the inherited position, whole
     assert exit1["ts"] < t2["ts"].iloc[0]  # while warming up: risk runs ready or not
     assert (cost - exit1["price"]) / cost * 1e4 >= stop_bps  # it was adverse by the stop
+
+
+def test_scale_up_ramps_entries_after_clean_round_trips_in_nautilus(
+    synth_setup: tuple[MarketCatalog, Registry], tmp_path: Path
+) -> None:
+    """Issue 13 (scale-up): with a step after every clean round trip, up to 3 x, the strategy's
+    entries start at the base (min-notional) size at their price and become 2 x, then 3 x of
+    it, never more; off (the default) every entry is the base size. (Selective settings, so the
+    position goes flat between signals and round trips complete.)"""
+    catalog, registry = synth_setup
+    sd = catalog.symbol_days("BTCUSDT")[0]
+    inst = catalog.instrument(sd.instrument_id)
+    cfg = msgspec.structs.replace(LOOSE, trading_enabled=True, hold_s=20.0, min_conf=0.95,
+                                  max_position=0.05, max_spread_bp_base=1000.0,
+                                  vwap_mode="off")  # fmt: skip
+    multiples = {}
+    for scale_up in (0, 1):
+        out = tmp_path / f"scale-{scale_up}"
+        c = msgspec.structs.replace(cfg, scale_up_cycles=scale_up, max_scale=3)
+        run_backtest(catalog, "BTCUSDT", [sd.day], "candidate", registry, out, c)
+        entries = pq.read_table(out / "entries.parquet").to_pandas()
+        base = [order_size(px, float(inst.min_notional), cfg.notional_multiple,
+                           float(inst.size_increment), float(inst.min_quantity or 0.0))
+                for px in entries["price"]]  # fmt: skip
+        multiples[scale_up] = (entries["quantity"] / np.asarray(base)).to_numpy()
+    assert len(multiples[0]) >= 5 and multiples[0] == pytest.approx(1.0)
+    ramp = multiples[1]
+    assert ramp == pytest.approx(np.round(ramp), abs=1e-9)  # whole multiples of the base
+    assert ramp[0] == 1.0 and set(np.round(ramp).astype(int).tolist()) == {1, 2, 3}
+    assert (np.diff(ramp[: int(np.argmax(ramp))]) >= 0).all()  # up one step at a time to 3

@@ -168,7 +168,9 @@ class RuleConfig:
     STOP cross at once); an aggressive exit is an IOC limit ``max_slippage_bps`` through the
     opposite touch. ``risk_budget`` (quote, 0 = off): size entries so that a one-sigma move over
     the hold (``realised_vol_bp * sqrt(hold_s)``, or the stop distance when a stop is set) costs
-    about this much (:func:`entry_size`).
+    about this much (:func:`entry_size`). ``scale_up_cycles`` (0 = off) and ``max_scale``: the
+    size ramp of :class:`~training.simulation.scale.ScaleUp` (entries are ``RuleState.size_scale``
+    x that size, capped by the room under ``max_position``).
     """
 
     limits: GuardLimits = field(default_factory=GuardLimits)
@@ -186,8 +188,15 @@ class RuleConfig:
     exit_cross_s: float = 30.0
     max_slippage_bps: float = 10.0
     risk_budget: float = 0.0
+    scale_up_cycles: int = 0
+    max_scale: int = 1
 
     def __post_init__(self) -> None:
+        if self.scale_up_cycles < 0 or self.max_scale < 1:
+            raise ValueError(
+                f"RuleConfig: scale_up_cycles >= 0 and max_scale >= 1, got "
+                f"{self.scale_up_cycles!r}, {self.max_scale!r}"
+            )
         for name in ("max_slippage_bps", "risk_budget"):
             v = getattr(self, name)
             if not (math.isfinite(v) and v >= 0):
@@ -257,6 +266,7 @@ class RuleState:
     entry_ns: int | None = None
     entry_side: str | None = None
     exit_ns: int | None = None
+    size_scale: int = 1
 
 
 @dataclass(frozen=True)
@@ -417,6 +427,11 @@ def decide(market: Market, answer: Answer, state: RuleState, cfg: RuleConfig) ->
         )
         if plan.skip is None and cfg.risk_budget > 0:
             qty = entry_size(plan.price, market.realised_vol_bp, pos, cfg)
+            plan = OrderPlan(plan.side, plan.price, qty)
+        if plan.skip is None and state.size_scale > 1:  # the scale-up ramp, within the room
+            room = math.floor((lim.max_position - abs(pos)) / cfg.size_increment + 1e-9)
+            steps = min(round(plan.quantity / cfg.size_increment) * state.size_scale, room)
+            qty = max(round(steps * cfg.size_increment, 12), plan.quantity)
             plan = OrderPlan(plan.side, plan.price, qty)
         verdict = check_guards(
             GuardInput(market.ts_ns, action, plan.quantity, pos, answer.confidence,

@@ -36,6 +36,7 @@ from training.simulation.rules import Market
 from training.simulation.rules import RuleConfig
 from training.simulation.rules import RuleState
 from training.simulation.rules import decide
+from training.simulation.scale import ScaleUp
 from training.simulation.stats import round_trips
 
 __all__ = ["MARKET_COLUMNS", "SimMarket", "SimResult", "model_answers", "simulate"]
@@ -235,6 +236,7 @@ def simulate(
     entry: _Order | None = None
     exit_o: _Order | None = None
     entries = 0
+    scale = ScaleUp()
     maker, taker = costs.maker_bps * 1e-4, costs.taker_bps * 1e-4
     ask, bid = c["best_ask"].astype(np.float64), c["best_bid"].astype(np.float64)
     book_ok = c["book_ok"].astype(bool) & np.isfinite(mid) & np.isfinite(ask) & (bid > 0)
@@ -279,6 +281,7 @@ def simulate(
         a = int(act[i])
         if book_ok[i]:
             priced = i
+        scale = scale.at(pos, rules.scale_up_cycles, rules.max_scale)
         if not tradable[i]:  # risk only: something open, and a book to price it
             if (pos == 0.0 and entry is None and exit_o is None) or priced < 0:
                 continue
@@ -300,9 +303,10 @@ def simulate(
         state = RuleState(pos, avg, eq, peak, killed, kill_reason, last_order, hold_until,
                           exit_reason, entry.ts if entry is not None else None,
                           entry_side=None if entry is None else _SIDES[entry.side],
-                          exit_ns=exit_ns)  # fmt: skip
+                          exit_ns=exit_ns, size_scale=scale.level)  # fmt: skip
         answer = Answer(_ACTIONS[a], float(conf[i])) if tradable[i] else Answer.not_ready()
         d = decide(m, answer, state, rules)
+        scale = scale.after(d.verdict, d.counted, d.exit_reason, rules.scale_up_cycles)
         peak = d.peak
         if d.trip is not None and not killed:
             killed, kill_reason = True, d.trip
