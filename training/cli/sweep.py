@@ -80,6 +80,13 @@ def print_top(result: SweepResult, n: int = 10) -> None:
 @test_days_option
 @click.option("--out", "out_dir", default="sweeps", show_default=True)
 @click.option("--cache", "cache_dir", default=None, help="Default: CATALOG/.feature_cache.")
+@click.option(
+    "--bars",
+    type=click.Choice(["1m"]),
+    default=None,
+    help="Sweep FEATURES_BARS_V1 of the catalog's 1m klines instead of the order book "
+    "(horizons: whole bars).",
+)
 @registry_option
 @click.option("--address", default=None, help="Overrides RAY_ADDRESS.")
 @click.option("--num-cpus", type=int, default=None, help="Local Ray only.")
@@ -101,6 +108,7 @@ def sweep(
     test_days: int,
     out_dir: str,
     cache_dir: str | None,
+    bars: str | None,
     registry_root: str | None,
     address: str | None,
     num_cpus: int | None,
@@ -130,6 +138,7 @@ def sweep(
         taker_bps=taker_bps,
         fee_tier=fee_tier,
         test_days=test_days,
+        bars=bars,
     )
     result = run_sweep(
         catalog_root,

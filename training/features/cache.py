@@ -1,11 +1,15 @@
-"""Parallel, cached FEATURES_V1 extraction: one Ray task per symbol, Parquet per symbol-day.
+"""Parallel, cached feature extraction: one Ray task per symbol, Parquet per symbol-day.
+
+FEATURES_V1 (from the book and trades) or FEATURES_BARS_V1 (from 1m klines): the schema's type
+picks the engine, the data files the key hashes (the partition's files, or the kline files
+holding the day's bars) and the reader.
 
 The days of a symbol go through ONE continuous engine (:func:`extract_many`), as the backtest
 and the live node compute features: the standardiser and the warm-up carry over from one day to
 the next instead of restarting every day. So a day's table depends on the days before it, and
 its cache key chains them: the SHA-256 of the previous day's key, the symbol-day's partition
-files (and ground-truth labels, when present), the feature schema (version and every window) and
-the table layout. A second sweep on the same data reads Parquet instead of replaying the book;
+files (and ground-truth labels, when present) or kline files, the feature schema (version and
+every window) and the table layout. A second sweep on the same data reads Parquet instead of replaying the book;
 symbols are independent tasks.
 """
 
@@ -18,12 +22,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from training.data.catalog import MarketCatalog
 from training.data.catalog import SymbolDay
 from training.errors import BadInputError
 from training.errors import SchemaMismatchError
+from training.features.bars.schema import FEATURES_BARS_VERSION
+from training.features.bars.schema import BarFeatureSchema
+from training.features.bars.schema import bar_schema
+from training.features.bars.schema import schema_from_dict
+from training.features.offline import SCHEMA_KEY
 from training.features.offline import extract_many
 from training.features.offline import market_of
 from training.features.offline import read_features
@@ -58,17 +68,26 @@ TABLE_LAYOUT = "v3-continuous"
 
 
 def cache_key(
-    catalog: MarketCatalog, sd: SymbolDay, schema: FeatureSchema, previous: str = ""
+    catalog: MarketCatalog,
+    sd: SymbolDay,
+    schema: FeatureSchema | BarFeatureSchema,
+    previous: str = "",
 ) -> str:
     """SHA-256 over ``previous`` (the key of the day before in the same engine run), the
-    symbol-day's data files (by kind), the schema's JSON and :data:`TABLE_LAYOUT`."""
+    symbol-day's data files (by kind; for a :class:`BarFeatureSchema` the kline files holding
+    the day), the schema's JSON and :data:`TABLE_LAYOUT`."""
     h = hashlib.sha256()
     h.update(f"{TABLE_LAYOUT}\n{previous}\n".encode())
     h.update(f"{sd.instrument_id}/{sd.day.isoformat()}\n".encode())
-    files = dict(catalog.files(sd))
-    labels = catalog.labels_path(sd)
-    if labels.exists():
-        files["labels"] = labels
+    if isinstance(schema, BarFeatureSchema):
+        from training.features.bars.offline import bar_files
+
+        files = {f"bars/{path.name}": path for path in bar_files(catalog, sd)}
+    else:
+        files = dict(catalog.files(sd))
+        labels = catalog.labels_path(sd)
+        if labels.exists():
+            files["labels"] = labels
     for kind in sorted(files):
         h.update(f"{kind}:{_file_sha256(Path(files[kind]))}\n".encode())
     h.update(json.dumps(schema.to_dict(), sort_keys=True).encode())
@@ -85,13 +104,14 @@ def _extract_to(
 ) -> list[str]:
     """Worker body: one symbol's days through one engine, each day's table written atomically."""
     catalog = MarketCatalog(catalog_root)
-    tables = extract_many(
-        catalog,
-        symbol,
-        [datetime.date.fromisoformat(d) for d in days],
-        FeatureSchema.from_dict(schema),
-        progress=False,
-    )
+    dates = [datetime.date.fromisoformat(d) for d in days]
+    s = schema_from_dict(schema)
+    if isinstance(s, BarFeatureSchema):
+        from training.features.bars.offline import extract_bar_features
+
+        tables = extract_bar_features(catalog, symbol, dates, s, progress=False)
+    else:
+        tables = extract_many(catalog, symbol, dates, s, progress=False)
     return [str(write_table(t, Path(p))) for t, p in zip(tables.values(), paths, strict=True)]
 
 
@@ -99,15 +119,16 @@ def cached_features(
     catalog: MarketCatalog,
     symbol_days: list[SymbolDay],
     cache_dir: str | Path | None = None,
-    schema: FeatureSchema | None = None,
+    schema: FeatureSchema | BarFeatureSchema | None = None,
     progress: bool = True,
+    bars: bool = False,
 ) -> CacheResult:
     """Feature files of ``symbol_days`` (each symbol's days through one continuous engine),
     extracting the symbols with a missing day as parallel Ray tasks.
 
     Ray must be connected (``cluster.connect``); workers need the catalog path on their machine.
-    ``schema`` defaults to each instrument's market schema; ``cache_dir`` to
-    ``CATALOG/.feature_cache``.
+    ``schema`` defaults to each instrument's market schema (FEATURES_BARS_V1 of its 1m klines
+    with ``bars``, else FEATURES_V1); ``cache_dir`` to ``CATALOG/.feature_cache``.
     """
     import ray
 
@@ -115,12 +136,13 @@ def cached_features(
         raise BadInputError("cached_features: symbol_days is empty", field="symbol_days")
     cache_root = Path(cache_dir) if cache_dir is not None else catalog.root / CACHE_DIRNAME
     paths: dict[SymbolDay, Path] = {}
-    todo: list[tuple[str, list[SymbolDay], FeatureSchema]] = []
+    todo: list[tuple[str, list[SymbolDay], FeatureSchema | BarFeatureSchema]] = []
     by_symbol: dict[str, list[SymbolDay]] = {}
     for sd in sorted(symbol_days, key=lambda sd: (sd.instrument_id, sd.day)):
         by_symbol.setdefault(sd.instrument_id, []).append(sd)
     for instrument_id, sds in by_symbol.items():
-        sd_schema = schema or schema_for(market_of(instrument_id))
+        market = market_of(instrument_id)
+        sd_schema = schema or (bar_schema(market) if bars else schema_for(market))
         key = ""
         for sd in sds:
             key = cache_key(catalog, sd, sd_schema, key)
@@ -143,12 +165,25 @@ def cached_features(
     return CacheResult(paths=paths, hits=len(symbol_days) - misses, misses=misses)
 
 
-def load_tables(paths: dict[SymbolDay, Path]) -> tuple[FeatureSchema, dict[SymbolDay, pa.Table]]:
-    """Read cached feature files; every file must carry the same schema."""
+def _read(path: Path) -> tuple[FeatureSchema | BarFeatureSchema, pa.Table]:
+    """A cached table and its schema, by the version in its metadata."""
+    meta = pq.read_schema(path).metadata or {}
+    if SCHEMA_KEY in meta and json.loads(meta[SCHEMA_KEY]).get("version") == FEATURES_BARS_VERSION:
+        from training.features.bars.offline import read_bar_features
+
+        return read_bar_features(path)
+    return read_features(path)
+
+
+def load_tables(
+    paths: dict[SymbolDay, Path],
+) -> tuple[FeatureSchema | BarFeatureSchema, dict[SymbolDay, pa.Table]]:
+    """Read cached feature files (FEATURES_V1 or FEATURES_BARS_V1, by their metadata); every
+    file must carry the same schema."""
     tables: dict[SymbolDay, pa.Table] = {}
-    schema: FeatureSchema | None = None
+    schema: FeatureSchema | BarFeatureSchema | None = None
     for sd, path in paths.items():
-        file_schema, table = read_features(path)
+        file_schema, table = _read(path)
         if schema is not None and file_schema != schema:
             raise SchemaMismatchError(f"{path}: feature schema differs from the other symbol-days'")
         schema = file_schema

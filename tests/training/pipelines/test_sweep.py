@@ -5,14 +5,12 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from tests.local_ray import local_ray_session
 from training.artifacts.registry import Registry
 from training.cli.sweep import sweep
 from training.data.catalog import SymbolDay
@@ -37,12 +35,6 @@ TINY = dataclasses.replace(
     threshold=(0.3, 0.45),
     horizon_s=(30.0, 60.0),
 )
-
-
-@pytest.fixture(scope="module")
-def local_ray() -> Iterator[None]:
-    with local_ray_session():
-        yield
 
 
 def test_walk_forward_never_validates_on_the_past() -> None:

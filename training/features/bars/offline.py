@@ -60,6 +60,7 @@ __all__ = [
     "bar_days",
     "bar_feature_path",
     "bar_features_table",
+    "bar_files",
     "extract_bar_features",
     "load_bar_columns",
     "load_bars",
@@ -108,15 +109,23 @@ def bar_days(
     return [SymbolDay(instrument.id.value, d) for d in sorted(chosen)]
 
 
+def bar_files(catalog: MarketCatalog, sd: SymbolDay) -> list[Path]:
+    """The catalog's kline files that may hold ``sd``'s bars (by their ``<start>_<end>`` names;
+    a file named otherwise is read whatever it covers): what :func:`load_bar_columns` reads and
+    the feature cache's key hashes."""
+    iso = sd.day.isoformat()
+    return [
+        path
+        for path in sorted(
+            _bar_dir(catalog, catalog.instrument(sd.instrument_id)).glob("*.parquet")
+        )
+        if (span := _day_span(path)) is None or span[0] <= iso <= span[1]
+    ]
+
+
 def load_bar_columns(catalog: MarketCatalog, sd: SymbolDay) -> BarColumns:
     """One symbol-day's bars as columns, by ``ts_event`` (pyarrow, no Nautilus objects)."""
-    instrument = catalog.instrument(sd.instrument_id)
-    iso = sd.day.isoformat()
-    tables = []
-    for path in sorted(_bar_dir(catalog, instrument).glob("*.parquet")):
-        span = _day_span(path)
-        if span is None or span[0] <= iso <= span[1]:
-            tables.append(pq.read_table(path))
+    tables = [pq.read_table(path) for path in bar_files(catalog, sd)]
     if not tables:
         raise NotFoundError(f"no 1m bars of {sd}", field="days")
     t = pa.concat_tables(tables)

@@ -38,13 +38,36 @@ class SearchSpace:
     threshold: tuple[float, float] = (0.4, 0.7)  # uniform; buy and sell alike
     horizon_s: tuple[float, ...] = (60.0, 120.0, 300.0, 600.0)
 
+    def check_horizons(self, interval_s: float) -> None:
+        """Every horizon a whole number (>= 1) of samples ``interval_s`` apart: a label looks a
+        whole number of samples ahead, so on 1m bars a 30 s horizon would silently be a bar.
+
+        >>> SearchSpace(horizon_s=(60.0, 120.0)).check_horizons(60.0)
+        >>> SearchSpace(horizon_s=(30.0, 60.0)).check_horizons(60.0)
+        Traceback (most recent call last):
+        ...
+        training.errors.BadInputError: space.horizon_s: [30.0] are not multiples of the 60 s sample interval (1m bars: use multiples of 60)
+        """
+        bad = [
+            h
+            for h in self.horizon_s
+            if h < interval_s or abs(h / interval_s - round(h / interval_s)) > 1e-9
+        ]
+        if bad:
+            raise BadInputError(
+                f"space.horizon_s: {bad} are not multiples of the {interval_s:g} s sample "
+                f"interval (1m bars: use multiples of 60)",
+                field="space.horizon_s",
+            )
+
 
 @dataclass(frozen=True)
 class SweepConfig:
     """What to search and how; defaults sweep every symbol and day in the catalog.
 
     The last ``test_days`` days are the test period: never seen by the search nor by the
-    refit's model choice. ``maker_bps``/``taker_bps``/``fee_tier`` override the instrument's
+    refit's model choice. ``bars="1m"`` sweeps FEATURES_BARS_V1 of the catalog's 1m klines
+    instead of FEATURES_V1 of the book and trades. ``maker_bps``/``taker_bps``/``fee_tier`` override the instrument's
     fees in the cost model (labels and the simulated objective alike).
     """
 
@@ -61,6 +84,7 @@ class SweepConfig:
     taker_bps: float | None = None
     fee_tier: str | None = None
     test_days: int = 1
+    bars: str | None = None
 
     def __post_init__(self) -> None:
         if self.num_samples < 1:
@@ -73,6 +97,10 @@ class SweepConfig:
             raise BadInputError("SweepConfig.max_concurrent must be >= 1")
         if self.test_days < 1:
             raise BadInputError(f"SweepConfig.test_days must be >= 1, got {self.test_days}")
+        if self.bars not in (None, "1m"):
+            raise BadInputError(
+                f"SweepConfig.bars must be None or '1m', got {self.bars!r}", field="bars"
+            )
 
 
 def sample_trials(num_samples: int, seed: int, space: SearchSpace) -> list[dict[str, Any]]:

@@ -20,6 +20,7 @@ import numpy as np
 
 from training.errors import BadInputError
 from training.features import FeatureSchema
+from training.features.bars.schema import BarFeatureSchema
 from training.pipelines.feature_set import FeatureSet
 from training.pipelines.sweep.space import train_config
 from training.pipelines.train import evaluate_model
@@ -78,7 +79,7 @@ class NoUsableTrialError(BadInputError, RuntimeError):
 def trial_reports(
     config: dict[str, Any],
     folds: list[tuple[FeatureSet, FeatureSet]],
-    schema: FeatureSchema,
+    schema: FeatureSchema | BarFeatureSchema,
     settings: dict[str, Any],
 ) -> Iterator[dict[str, Any]]:
     """One trial's work: fit and validate fold after fold, yielding the running report after
@@ -130,7 +131,7 @@ def trial_reports(
 def tune_trial(
     config: dict[str, Any],
     folds: list[tuple[FeatureSet, FeatureSet]] | None = None,
-    schema: FeatureSchema | None = None,
+    schema: FeatureSchema | BarFeatureSchema | None = None,
     settings: dict[str, Any] | None = None,
 ) -> None:
     """Tune function trainable: one ``tune.report`` per walk-forward fold."""
