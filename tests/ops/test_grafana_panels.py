@@ -237,7 +237,8 @@ def test_the_live_run_reaches_prometheus_exactly(stack: Stack) -> None:
         last("nhmm_node_orders_total"): s["orders_seen"],
         last("nhmm_node_fills_total"): s["fills_seen"],
         last("nhmm_node_position", "max"): s["final_position"],
-        last("nhmm_node_pnl", "max"): timeline.column("pnl")[-1].as_py(),
+        # the gauge is the run's mark; the RUN_DIR's last PnL is net of closing what is open
+        last("nhmm_node_pnl", "max"): timeline.column("pnl")[-1].as_py() + s["close_cost"],
     }
     checks |= {last(f'nhmm_node_blocks_total{{reason="{reason}"}}'): n
                for reason, n in s["guardrails"].items() if reason != "OK"}  # fmt: skip
