@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from training.costs import CostModel
+from training.simulation.execution import carry_entry
 from training.simulation.execution import limit_price
 from training.simulation.execution import requote_due
 from training.simulation.rules import Answer
@@ -255,7 +256,7 @@ def simulate(
             t_open = t
         if pos == 0.0 or np.sign(pos) == o.side:
             new = pos + o.side * o.qty
-            avg = o.price if pos == 0.0 else (avg * abs(pos) + o.price * o.qty) / abs(new)
+            avg = carry_entry(pos, avg, o.side * o.qty, o.price)
             pos = round(new / rules.size_increment) * rules.size_increment
         else:
             closed = min(o.qty, abs(pos))
