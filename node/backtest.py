@@ -219,6 +219,7 @@ def run_backtest(
     from nautilus_trader.config import LoggingConfig
     from nautilus_trader.model.identifiers import Venue
 
+    from node.engine import run_past_last_event
     from node.engine import symbol_day_data
     from node.ensemble_policy import ShadowPolicy
     from node.strategy import PolicyHMMStrategy
@@ -271,14 +272,16 @@ def run_backtest(
     out.mkdir(parents=True, exist_ok=True)
     logging = LoggingConfig(bypass_logging=not cfg.log_decisions, log_level="INFO")
     engine = venue_engine(instrument, market, venue, logging=logging)
+    last_ns = 0
     for sd in sds:
         for items in symbol_day_data(catalog, sd):
             engine.add_data(items)
+            last_ns = max(last_ns, max(x.ts_init for x in items))
     strategy = PolicyHMMStrategy(cfg, model=model, schema=schema, shadow=shadow_policy)
     engine.add_strategy(strategy)
     load_s = time.perf_counter() - wall0
     try:
-        engine.run()
+        run_past_last_event(engine, last_ns, cfg.latency_budget_ms)
         run_s = time.perf_counter() - wall0 - load_s
         fills = engine.trader.generate_fills_report()
         passive = passive_fill_rate(engine.trader.generate_orders_report())

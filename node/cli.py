@@ -87,7 +87,15 @@ def strategy_config(
     help="queue: resting orders wait behind the displayed size at their price, takers walk the "
     "book; touch: the first trade at the price fills all (optimistic, to compare).",
 )
-@click.option("--latency-ms", type=float, default=5.0, show_default=True)
+@click.option("--latency-ms", type=float, default=5.0, show_default=True,
+              help="Order latency to the venue, each way.")  # fmt: skip
+@click.option(
+    "--model-latency-ms",
+    type=float,
+    default=None,
+    help="How long after a sample the model's answer arrives [default: 0.1 in process, the "
+    "measured call time over --serve].",
+)
 @click.option("--hold-s", type=float, default=None, help="Hold time [default: the label horizon].")
 @click.option("--stop-loss-bps", type=float, default=0.0, show_default=True, help="0 = off.")
 @click.option("--signal-exit/--no-signal-exit", default=False, show_default=True)
@@ -130,6 +138,7 @@ def backtest(
     trading: bool,
     fill_model: str,
     latency_ms: float,
+    model_latency_ms: float | None,
     hold_s: float | None,
     stop_loss_bps: float,
     signal_exit: bool,
@@ -149,7 +158,7 @@ def backtest(
         raise click.BadParameter(f"must be > 0, got {budget_ms}", param_hint="--budget-ms")
     cfg = strategy_config(symbol, min_conf, trading, hold_s, stop_loss_bps, signal_exit, vwap_mode,
                           risk_budget=risk_budget, scale_up_cycles=scale_up_cycles,
-                          max_scale=max_scale)  # fmt: skip
+                          max_scale=max_scale, modelled_latency_ms=model_latency_ms)  # fmt: skip
     venue = VenueOptions(fill_model=fill_model, latency_ms=latency_ms)
     args = (MarketCatalog(catalog_root), symbol, list(days) or None, model_ref,
             Registry(registry_root), out_dir, cfg, venue)  # fmt: skip

@@ -11,7 +11,6 @@ from typing import Any
 
 from nautilus_trader.config import StrategyConfig
 
-from training.simulation.execution import VWAP_MODES
 from training.simulation.rules import GuardLimits
 from training.simulation.rules import RuleConfig
 
@@ -67,9 +66,11 @@ class PolicyHMMStrategyConfig(StrategyConfig, frozen=True):
     multiple after every ``scale_up_cycles`` clean round trips, to ``max_scale`` x; the first
     guardrail hit (not CONF/COOLDOWN) or STOP/KILL steps back one
     (:class:`training.simulation.scale.ScaleUp`; a restart starts at 1 x).
-    ``modelled_latency_ms`` (not ``None``) is what the LATENCY guard sees instead of the measured
-    inference time: the backtest sets it for the in-process client so that machine load cannot
-    change decisions (the measured time stays in the timeline).
+    ``modelled_latency_ms``: in a backtest, how long after a sample the model's answer arrives
+    (``None``: the measured call time), so the LATENCY guard sees it and the decision meets the
+    book of that moment (:class:`node.inference.InferenceQueue`); the backtest sets it for the
+    in-process client so that machine load cannot change decisions (the measured call time stays
+    in the timeline as ``latency_ms``). Live, the strategy's clock measures it.
 
     >>> c = PolicyHMMStrategyConfig(instrument_id="BTCUSDT.BINANCE")
     >>> c.min_conf, c.trading_enabled, c.post_only
@@ -109,23 +110,25 @@ class PolicyHMMStrategyConfig(StrategyConfig, frozen=True):
     max_scale: int = _RULES.max_scale
 
     def __post_init__(self) -> None:
-        if self.scale_up_cycles < 0 or self.max_scale < 1:
-            raise ValueError(
-                "PolicyHMMStrategyConfig.scale_up_cycles: >= 0 and max_scale >= 1, got "
-                f"{self.scale_up_cycles}, {self.max_scale}"
-            )
-        for name in ("default_hold_s", "exit_requote_s", "hold_s", "entry_ttl_s", "exit_cross_s"):
+        rules = {f: getattr(self, f) for f in _RULE_FIELDS if getattr(self, f) is not None}
+        try:  # the rule settings are checked by their owner
+            RuleConfig(limits=GuardLimits(**{f: getattr(self, f) for f in _LIMIT_FIELDS}), **rules)
+        except ValueError as exc:
+            raise ValueError(f"PolicyHMMStrategyConfig: {exc}") from exc
+        for name in ("default_hold_s", "exit_requote_s"):
             v = getattr(self, name)
-            if v is not None and not (math.isfinite(v) and v > 0):
+            if not (math.isfinite(v) and v > 0):
                 raise ValueError(f"PolicyHMMStrategyConfig.{name}: must be finite and > 0, got {v}")
-        for name in ("stop_loss_bps", "modelled_latency_ms", "max_slippage_bps", "risk_budget"):
-            v = getattr(self, name)
-            if v is not None and not (math.isfinite(v) and v >= 0):
-                raise ValueError(f"PolicyHMMStrategyConfig.{name}: must be finite, >= 0, got {v}")
-        if self.vwap_mode not in VWAP_MODES:
-            raise ValueError(
-                f"PolicyHMMStrategyConfig.vwap_mode: {self.vwap_mode!r} not in {VWAP_MODES}"
-            )
+        v = self.modelled_latency_ms
+        if v is not None and not (math.isfinite(v) and v >= 0):
+            raise ValueError(f"PolicyHMMStrategyConfig.modelled_latency_ms: finite, >= 0, got {v}")
+
+
+#: The config fields named and checked as in :class:`RuleConfig` and :class:`GuardLimits`.
+_RULE_FIELDS = ("hold_s", "stop_loss_bps", "signal_exit", "vwap_mode", "vwap_anchor_bps",
+                "entry_ttl_s", "notional_multiple", "exit_cross_s", "max_slippage_bps",
+                "risk_budget", "scale_up_cycles", "max_scale")  # fmt: skip
+_LIMIT_FIELDS = tuple(GuardLimits.__dataclass_fields__)
 
 
 def guard_limits(config: PolicyHMMStrategyConfig) -> GuardLimits:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 from typing import Any
 
+import pandas as pd
 from nautilus_trader.backtest.engine import BacktestEngine
 from nautilus_trader.backtest.engine import BacktestEngineConfig
 from nautilus_trader.config import DataEngineConfig
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from training.data.catalog import MarketCatalog
     from training.data.catalog import SymbolDay
 
-__all__ = ["binance_engine", "symbol_day_data"]
+__all__ = ["binance_engine", "run_past_last_event", "symbol_day_data"]
 
 
 def binance_engine(
@@ -69,8 +70,10 @@ def binance_engine(
 
 
 def symbol_day_data(catalog: MarketCatalog, symbol_day: SymbolDay) -> list[list[Any]]:
-    """The day's deltas and trades as Nautilus objects, read from exactly that partition's files
-    (a time-range query could miss the day-start snapshot: files are named by ``ts_init``)."""
+    """The day's deltas, trades and (perps) funding updates as Nautilus objects, read from
+    exactly that symbol-day's files (a time-range query could miss the day-start snapshot: files
+    are named by ``ts_init``). Added in this order, so on equal ``ts_init`` the engine delivers
+    deltas, then trades, then funding, as the offline extractor does."""
     files = catalog.files(symbol_day)
     data = []
     for kind, cls in (("order_book_deltas", OrderBookDelta), ("trade_tick", TradeTick)):
@@ -78,4 +81,15 @@ def symbol_day_data(catalog: MarketCatalog, symbol_day: SymbolDay) -> list[list[
             items = catalog.nautilus.query(cls, files=[str(files[kind])])
             if items:
                 data.append(items)
+    funding = catalog.load_funding(symbol_day.instrument_id, symbol_day.day)
+    if funding:
+        data.append(funding)
     return data
+
+
+def run_past_last_event(engine: BacktestEngine, last_ns: int, latency_budget_ms: float) -> None:
+    """Run ``engine`` over its data and on for the latency budget (+1 s) past ``last_ns``, the
+    last event's ``ts_init``: the model's answer to the last sample is a time alert after it
+    (:mod:`node.inference`), and Nautilus fires alerts up to the run's end only."""
+    end_ns = last_ns + round((latency_budget_ms / 1e3 + 1.0) * 1e9)
+    engine.run(end=pd.Timestamp(end_ns, unit="ns", tz="UTC"))

@@ -32,6 +32,7 @@ from nautilus_trader.model.objects import Price
 from nautilus_trader.model.objects import Quantity
 
 from training.data.fixed import decode_fixed
+from training.features import BookTop
 from training.features import FeatureEngine
 from training.features import FeatureSample
 from training.features import FeatureSchema
@@ -235,6 +236,11 @@ class NautilusFeatureFeed:
             pending, self._pending = self._pending, []
             self._emit(self._apply(pending, due=False))
 
+    def top(self) -> BookTop | None:
+        """The book's top now, the queued messages applied (``None``: no usable book)."""
+        self.flush()
+        return self.engine.top()
+
     def _due(self, ts_event: int) -> bool:
         next_t = self.engine.next_t
         return next_t is None or ts_event >= next_t
@@ -261,9 +267,14 @@ class NautilusFeatureFeed:
         )
 
     def on_funding_rate(self, update: FundingRateUpdate) -> list[FeatureSample]:
-        if self._due(update.ts_event):
+        return self.on_funding(update.ts_event, float(update.rate))
+
+    def on_funding(self, ts_event: int, rate: float) -> list[FeatureSample]:
+        """A funding rate (fraction per period) known from ``ts_event``: a catalog's
+        ``FundingRateUpdate`` or the rate in Binance's live mark price stream."""
+        if self._due(ts_event):
             self.flush()
-        return self._emit(self.engine.on_funding(update.ts_event, float(update.rate)))
+        return self._emit(self.engine.on_funding(ts_event, rate))
 
 
 class FeatureActorConfig(ActorConfig, frozen=True):

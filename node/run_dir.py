@@ -141,7 +141,7 @@ def _schema(columns: str) -> pa.Schema:
 #: One row of ``PolicyHMMStrategy.timeline`` (a sample): the timeline without ``pnl``.
 SAMPLE_SCHEMA = _schema(
     "ts:int64 day:string state:int32 posterior:vector confidence:float64 action:string "
-    "score:float64 verdict:string status:string latency_ms:float64 loglik:float64 drift:float64 "
+    "score:float64 verdict:string status:string latency_ms:float64 answer_ms:float64 loglik:float64 drift:float64 "
     "adapting:bool features:vector equity:float64 position:float64 mid:float64"
 )
 TIMELINE_SCHEMA = SAMPLE_SCHEMA.append(pa.field("pnl", pa.float64()))

@@ -11,11 +11,11 @@ a gap) or the book is withdrawn, the rules still see the position, the kill swit
 feature engine's state; only entries wait for ready features.
 
 Each ready feature sample goes to the model client (in process or Serve, the strategy does not
-know which) with the previous filtered log posterior (kept here, reset at every feature
-session); a ``timeout`` or ``error`` answer is the LATENCY guardrail's case. The model is asked
-synchronously (:meth:`PolicyHMMStrategy._on_sample`; a backtest's clock waits); the live node's
-:class:`node.live.async_strategy.AsyncInferenceStrategy` asks without blocking the event loop and
-decides in :meth:`PolicyHMMStrategy._on_answer` when the answer arrives. The decision passes
+know which) through :class:`node.inference.InferenceQueue`: in order, one call in flight, the
+answer delivered when it arrives (live: an ``ainfer`` task off the event loop; in a backtest: a
+time alert ``modelled_latency_ms`` after the sample), and decided in
+:meth:`PolicyHMMStrategy._on_answer` against the book, position and equity of that moment. A
+``timeout`` or ``error`` answer is the LATENCY guardrail's case. The decision passes
 the guardrails, and an allowed buy/sell becomes a post-only limit order near the microprice (or
 only a logged decision when ``trading_enabled`` is off). Every sample lands in the state timeline, every block is counted
 by reason with its feature vector, every entry keeps its feature vector.
@@ -23,8 +23,8 @@ by reason with its feature vector, every entry keeps its feature vector.
 An open position is held for ``hold_s`` (the label horizon the model was trained to predict),
 extended by confident same-side signals (optionally cut short by an opposite signal or a stop
 loss). HOLD and SIGNAL exits rest as a passive post-only order at the touch, re-quoted until
-filled (:meth:`PolicyHMMStrategy._work_exit`), and cross after ``exit_cross_s``; KILL and STOP
-exits cross at once (:meth:`PolicyHMMStrategy._cross_exit`: an IOC limit ``max_slippage_bps``
+filled (:meth:`node.exits.ExitOrders._work_exit`), and cross after ``exit_cross_s``; KILL and STOP
+exits cross at once (:meth:`node.exits.ExitOrders._cross_exit`: an IOC limit ``max_slippage_bps``
 through the opposite touch, walking the book, re-sent each sample until flat). Exits reduce risk,
 so CONF, COOLDOWN, SPREAD, VWAP, LATENCY and DRIFT never hold them back; KILL flattens (the kill
 switch stops entries and closes what is open). While an exit works, no entry is made.
@@ -38,6 +38,9 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 from typing import Any
 
+from nautilus_trader.common.component import TestClock
+from nautilus_trader.model.data import DataType
+from nautilus_trader.model.data import FundingRateUpdate
 from nautilus_trader.model.data import OrderBookDeltas
 from nautilus_trader.model.data import TradeTick
 from nautilus_trader.model.enums import BookType
@@ -52,16 +55,15 @@ from node.config import PolicyHMMStrategyConfig
 from node.config import guard_limits
 from node.config import label_horizon_s
 from node.config import rule_config
+from node.exits import ExitOrders
 from node.feature_actor import NautilusFeatureFeed
 from node.guardrails import Guardrails
+from node.inference import InferenceQueue
 from node.killswitch import kill_switch_path
 from serving.client import InProcessModelClient
 from serving.client import ModelClient
 from training.simulation.execution import HoldTimer
 from training.simulation.execution import carry_entry
-from training.simulation.execution import cross_price
-from training.simulation.execution import limit_price
-from training.simulation.execution import requote_due
 from training.simulation.rules import Answer
 from training.simulation.rules import Decision
 from training.simulation.rules import Market
@@ -89,7 +91,7 @@ def _day_str(ts_ns: int) -> str:
     return datetime.datetime.fromtimestamp(ts_ns // 10**9, datetime.UTC).date().isoformat()
 
 
-class PolicyHMMStrategy(Strategy):
+class PolicyHMMStrategy(ExitOrders, Strategy):
     """The regime strategy. ``model`` is any :class:`serving.client.ModelClient` (default: the
     registry's ``config.model_ref`` in process); ``schema`` is the feature schema the model
     expects (default ``model.schema``, which the in-process client has; give it for HTTP).
@@ -119,7 +121,7 @@ class PolicyHMMStrategy(Strategy):
         self.feed = NautilusFeatureFeed(schema, self._on_sample)
         kill_path = config.kill_switch_path or kill_switch_path(config.state_dir)
         self.guards = Guardrails(guard_limits(config), kill_path)
-        self.log_posterior: list[float] | None = None
+        self.inference: InferenceQueue | None = None  # made at start: it needs the clock
         self._session: int | None = None
         self._day_index = -1
         self._day = ""
@@ -127,6 +129,7 @@ class PolicyHMMStrategy(Strategy):
         self.blocks: list[dict[str, Any]] = []
         self.entries: list[dict[str, Any]] = []
         self.decisions = 0
+        self.funding_updates = 0  # funding rates fed to the features (perps)
         self.orders_submitted = 0  # entry orders
         self.exit_orders_submitted = 0  # exit orders, re-quotes included
         self.model_versions: set[str] = set()
@@ -163,10 +166,40 @@ class PolicyHMMStrategy(Strategy):
             raise RuntimeError(f"instrument_id: {self.instrument_id} not in the cache")
         self.guards.start()
         self.rules = rule_config(self.cfg, self.instrument, self.hold_s)
+        self._start_inference()
         self.subscribe_order_book_deltas(self.instrument_id, BookType.L2_MBP, managed=False)
         self.subscribe_trade_ticks(self.instrument_id)
+        if self.cfg.market != "spot":
+            self._subscribe_funding()
+
+    def _subscribe_funding(self) -> None:
+        """A perp's funding rate feeds ``funding_rate_bp``: in a backtest the catalog's
+        ``FundingRateUpdate`` objects; live, the rate inside Binance's mark price stream (the
+        adapter publishes no ``FundingRateUpdate``; :meth:`on_data`)."""
+        if isinstance(self.clock, TestClock):
+            self.subscribe_funding_rates(self.instrument_id)
+            return
+        from nautilus_trader.adapters.binance.futures.types import BinanceFuturesMarkPriceUpdate
+
+        data_type = DataType(
+            BinanceFuturesMarkPriceUpdate, metadata={"instrument_id": self.instrument_id}
+        )
+        self.subscribe_data(data_type, instrument_id=self.instrument_id)
+
+    def _start_inference(self) -> None:
+        self.inference = InferenceQueue(
+            self.model,
+            self.schema.version,
+            self.clock,
+            self._on_answer,
+            budget_ms=self.cfg.latency_budget_ms,
+            modelled_latency_ms=self.cfg.modelled_latency_ms,
+            log_error=self.log.error,
+        )
 
     def on_stop(self) -> None:
+        if self.inference is not None:
+            self.inference.close()
         self.cancel_all_orders(self.instrument_id)
         self.guards.stop()
 
@@ -175,6 +208,16 @@ class PolicyHMMStrategy(Strategy):
 
     def on_trade_tick(self, tick: TradeTick) -> None:
         self.feed.on_trade_tick(tick)
+
+    def on_funding_rate(self, funding_rate: FundingRateUpdate) -> None:
+        self.funding_updates += 1
+        self.feed.on_funding_rate(funding_rate)
+
+    def on_data(self, data: Any) -> None:
+        rate = getattr(data, "funding_rate", None)  # Binance's mark price update (live)
+        if rate is not None:
+            self.funding_updates += 1
+            self.feed.on_funding(data.ts_event, float(rate))
 
     def on_order_filled(self, event: OrderFilled) -> None:
         """Carry the position's average entry price through the fill and persist it, so STOP
@@ -246,14 +289,13 @@ class PolicyHMMStrategy(Strategy):
 
     def _on_sample(self, s: Any) -> None:
         if self._begin(s):
-            self._on_answer(s, self.model.infer(s.z, self.log_posterior, self.schema.version))
+            self.inference.put(s)
 
     def _begin(self, s: Any) -> bool:
         """Session bookkeeping; ``False`` when ``s`` only gets the risk rules (features not
         ready or no usable book), ``True`` when it is for the model."""
         if s.session != self._session:
             self._session = s.session
-            self.log_posterior = None
             if self.shadow is not None:
                 self.shadow.reset()
         if not (s.ready and s.book_ok):
@@ -262,20 +304,19 @@ class PolicyHMMStrategy(Strategy):
         self._priced = s
         return True
 
-    def _on_answer(self, s: Any, cr: Any) -> None:
-        """Decide on sample ``s`` with the model's answer ``cr`` (a ``ClientResult``)."""
+    def _on_answer(self, s: Any, cr: Any, answer_ms: float) -> None:
+        """Decide on sample ``s`` with the model's answer ``cr`` (a ``ClientResult``), which
+        arrived ``answer_ms`` after the sample (what the LATENCY guard sees), against the book
+        of this moment."""
         z = s.z
         self.status_counts[cr.status] += 1
         result = cr.result  # a late answer (status timeout) still carries the posterior
         if result is not None:
-            self.log_posterior = result.log_posterior
             self.model_versions.add(result.model_version)
         elif cr.error and self.cfg.log_decisions:
             self.log.warning(f"inference {cr.status}: {cr.error}")
-        latency_ms = None  # None: the LATENCY guardrail's case
-        if cr.ok:
-            modelled = self.cfg.modelled_latency_ms
-            latency_ms = cr.latency_ms if modelled is None else float(modelled)
+        latency_ms = answer_ms if cr.ok else None  # None: the LATENCY guardrail's case
+        s = self._book_now(s)
         equity = self.equity(s.mid)
         position = self.position()
         action = result.action if result is not None else "flat"
@@ -314,6 +355,7 @@ class PolicyHMMStrategy(Strategy):
                 "verdict": d.verdict,
                 "status": cr.status,
                 "latency_ms": cr.latency_ms,
+                "answer_ms": answer_ms,
                 "loglik": None if result is None else result.loglik,
                 "drift": None if result is None else result.drift,
                 "adapting": adapting,
@@ -325,6 +367,12 @@ class PolicyHMMStrategy(Strategy):
         )
         if self.shadow is not None:
             self.shadow.observe(s.ts_ns, day, z, s.mid, action)
+
+    def _book_now(self, s: Any) -> Any:
+        """Sample ``s`` with the top of the book as it is now (the answer's arrival), when the
+        book is usable; its time and features stay the sample's."""
+        top = self.feed.top()
+        return s if top is None else s._replace(**top._asdict())
 
     def _risk_only(self, s: Any) -> None:
         """A sample whose features are not ready: the rules see the position, the kill switch
@@ -414,90 +462,6 @@ class PolicyHMMStrategy(Strategy):
         if order.status in (OrderStatus.INITIALIZED, OrderStatus.DENIED):
             return
         self.cancel_order(order)
-
-    # -- exits
-
-    def _avg_px(self, position: float) -> float | None:
-        """The open ``position``'s average entry price: the one persisted at our fills when it
-        is this position's (spot fees paid in base may shave 0.1 %), else Nautilus's. Only the
-        persisted one survives a restart: Nautilus starts its positions from zero, so after
-        one its spot position is not ours (the inherited part is missing)."""
-        entry = self.guards.peak.entry
-        if entry is not None and position != 0.0:
-            gap = abs(entry["position"] - position)
-            if gap <= max(float(self.instrument.size_increment) / 2, 2e-3 * abs(position)):
-                return entry["avg_px"]
-        positions = self.cache.positions_open(instrument_id=self.instrument_id)
-        return float(positions[0].avg_px_open) if positions else None
-
-    def _cross_exit(self, s: Any, position: float) -> None:
-        """Close ``position`` now with an IOC limit ``max_slippage_bps`` through the opposite
-        touch (it walks the book up to that price; what it leaves is re-sent at the next
-        sample), every resting order of ours cancelled. Waits while an IOC is on its way."""
-        order = self._live(self._exit_order)
-        if order is not None and not order.is_closed and order.time_in_force == TimeInForce.IOC:
-            return
-        side = "sell" if position > 0 else "buy"
-        price = cross_price(side, s.best_bid, s.best_ask, float(self.instrument.price_increment),
-                            self.cfg.max_slippage_bps)  # fmt: skip
-        self._send_exit(s, side, price, position, requote=order is not None, aggressive=True)
-
-    def _work_exit(self, s: Any, position: float) -> None:
-        """Keep one passive post-only order closing ``position`` at the touch; re-quote it when
-        the touch moved (at most every ``exit_requote_s``) or when it is gone (filled in part,
-        rejected for crossing, cancelled): :func:`~training.simulation.execution.requote_due`."""
-        side = "sell" if position > 0 else "buy"
-        tick = float(self.instrument.price_increment)
-        price = limit_price(side, s.microprice, s.best_bid, s.best_ask, tick)
-        order = self._live(self._exit_order)
-        ioc = order is not None and order.time_in_force == TimeInForce.IOC
-        if order is not None and (order.is_inflight or (ioc and not order.is_closed)):
-            return
-        is_open = order is not None and order.is_open
-        if not requote_due(
-            float(order.price) if is_open else None,
-            float(order.leaves_qty) if is_open else None,
-            price,
-            float(self.instrument.make_qty(abs(position))),
-            s.ts_ns,
-            self._exit_quote_ns,
-            self.cfg.exit_requote_s,
-        ):
-            return
-        self._send_exit(s, side, price, position, requote=order is not None, aggressive=False)
-
-    def _send_exit(self, s: Any, side: str, price: float, position: float, *, requote: bool,
-                   aggressive: bool) -> None:  # fmt: skip
-        """Record the exit and (trading) replace every order of ours with it: an IOC limit
-        (``aggressive``) or a post-only GTC limit at ``price`` for the whole ``position``."""
-        inst = self.instrument
-        qty = inst.make_qty(abs(position))
-        self.exits.append(
-            {"ts": s.ts_ns, "reason": self._exit_reason, "side": side, "price": price,
-             "quantity": float(qty), "requote": requote, "aggressive": aggressive}
-        )  # fmt: skip
-        if self.cfg.log_decisions:
-            self.log.info(f"EXIT {self._exit_reason} {side} {qty}@{price} "
-                          f"{'IOC' if aggressive else 'passive'}")  # fmt: skip
-        if not self.cfg.trading_enabled or qty.as_double() <= 0:
-            return
-        iid = self.instrument_id
-        for working in (*self.cache.orders_open(instrument_id=iid),
-                        *self.cache.orders_inflight(instrument_id=iid)):  # fmt: skip
-            self._cancel(working)
-        self._entry_order = None
-        new = self.order_factory.limit(
-            instrument_id=self.instrument_id,
-            order_side=OrderSide.BUY if side == "buy" else OrderSide.SELL,
-            quantity=qty,
-            price=inst.make_price(price),
-            time_in_force=TimeInForce.IOC if aggressive else TimeInForce.GTC,
-            post_only=False if aggressive else self.cfg.post_only,
-            reduce_only=aggressive and self.cfg.market != "spot",
-        )
-        self.submit_order(new)
-        self._exit_order, self._exit_quote_ns = new, s.ts_ns
-        self.exit_orders_submitted += 1
 
     # -- entries
 

@@ -27,8 +27,10 @@ from training.models.policy import fit_policy
 __all__ = ["free_port", "local_serve", "make_bundle"]
 
 
-def make_bundle(seed: int, n: int = 1500, memory: bool = True) -> tuple[ModelBundle, np.ndarray]:
-    """A FEATURES_V1 spot bundle whose HMM generated its own training data; returns both.
+def make_bundle(
+    seed: int, n: int = 1500, memory: bool = True, market: str = "spot"
+) -> tuple[ModelBundle, np.ndarray]:
+    """A FEATURES_V1 bundle of ``market`` whose HMM generated its own training data; returns both.
     With ``memory`` it carries the online-EM memory ``nhmm train`` stores (statistics and a
     reservoir of the rows), so ``partial_fit`` on it runs the whole guard, policy re-check
     included.
@@ -37,7 +39,7 @@ def make_bundle(seed: int, n: int = 1500, memory: bool = True) -> tuple[ModelBun
     >>> X.shape, bundle.hmm_params().n_states
     ((300, 10), 3)
     """
-    schema = schema_for("spot")
+    schema = schema_for(market)
     d = len(schema.names)
     rng = np.random.default_rng(seed)
     k = 3
@@ -112,19 +114,24 @@ def local_serve(
     num_cpus: int = 2,
     app_name: str = "nhmm",
     address: str | None = None,
+    port: int | None = None,
 ) -> Iterator[str]:
     """Ray + Serve running :func:`serving.app.build_app` on a free loopback port; yields
     ``http://127.0.0.1:PORT`` and shuts Serve down (and disconnects) on exit.
 
     Embedded local Ray by default; ``address`` connects to a running Ray instead (e.g. a
-    ``ray start --head`` with a dashboard for jobs and a metrics export port).
+    ``ray start --head`` with a dashboard for jobs and a metrics export port). With ``port``
+    as well, Serve is kept on that Ray (started on ``port`` if it is not running): on exit
+    only the application is deleted, so the next ``local_serve`` there deploys without
+    starting Serve again.
     """
     import ray
     from ray import serve
 
     from serving.app import build_app
 
-    port = free_port()
+    keep = address is not None and port is not None
+    port = port or free_port()
     if address is None:
         ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
     else:
@@ -138,5 +145,8 @@ def local_serve(
         )
         yield f"http://127.0.0.1:{port}"
     finally:
-        serve.shutdown()
+        if keep:
+            serve.delete(app_name)
+        else:
+            serve.shutdown()
         ray.shutdown()

@@ -11,8 +11,9 @@ trip costs. Fees are basis points of the traded notional:
 - a fully *aggressive* round trip pays ``2 x taker`` and the whole spread.
 
 Perpetuals pay funding at every funding time (00/08/16 UTC) a position spans: a long pays the
-rate, a short receives it. The catalog holds no funding events yet, so the rate is the
-configured ``funding_bps`` (Binance's baseline, 1 bp per 8 h, by default for perps).
+rate, a short receives it. The rate is the configured ``funding_bps`` (Binance's baseline,
+1 bp per 8 h, by default for perps), not the catalog's funding updates (those feed the
+``funding_rate_bp`` feature, and a day's imports may hold none).
 
 >>> spot = CostModel.tier("spot")
 >>> spot.round_trip_bps(), spot.round_trip_bps("aggressive_exit", spread_bp=2.0)

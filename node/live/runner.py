@@ -182,7 +182,6 @@ class _Session:
         )
 
     def run(self, on_day: DayHook | None, duration_s: float | None) -> dict[str, Any]:
-        from node.live.async_strategy import AsyncInferenceStrategy
         from node.live.builder import build_node
         from node.live.builder import client_configs
         from node.live.builder import data_client
@@ -200,9 +199,7 @@ class _Session:
         self.model, local, version = self._model()
         bundle, schema = local.model.bundle, local.schema
         scfg = self._strategy_config(bundle)
-        # over Serve, inference leaves the event loop (an HTTP round trip would hold it)
-        kind = AsyncInferenceStrategy if cfg.serve_url is not None else PolicyHMMStrategy
-        strategy = kind(scfg, model=self.model, schema=schema)
+        strategy = PolicyHMMStrategy(scfg, model=self.model, schema=schema)
         metrics = NodeMetrics(NodeInfo.from_strategy(scfg, cfg.mode))
         metrics.set_model(version, cfg.model_ref)
         if cfg.metrics_port is not None:
@@ -273,9 +270,8 @@ class _Session:
             "acks_seen": observer.acks,
             "final_position": position,
             "fills_seen": observer.fills,
-            "funding_updates": observer.funding_updates,
-            "inference": "async" if isinstance(strategy, AsyncInferenceStrategy) else "sync",
-            "inference_not_asked": getattr(strategy, "not_asked", 0),
+            "funding_updates": strategy.funding_updates,
+            "inference_not_asked": strategy.inference.not_asked,
             "venue": self.venue.status() if self.venue is not None else None,
         })  # fmt: skip
         for day in summary["days"]:

@@ -6,12 +6,14 @@ it does. The recorded start (the lead trades, else the first message) lands in t
 ``align_ms`` slot after the wall clock's, so a snapshot a node stamps with its own clock (the
 adapter does) falls before the first sample boundary, as the imported snapshot does. Intervals
 stay as recorded, so at ``speed > 1`` exchange time runs ahead of the wall clock. A pass armed
-by :meth:`Replayer.send_lead` (the venue's ``start="snapshot"``) first sends the trades recorded
-before the sync point (``Recording.lead``), as an import keeps them. Each diff updates the venue
-book *before* it is sent, so ``GET depth`` always matches the diffs already out
-(``lastUpdateId`` = last ``u``). USD-M ``@trade`` is also published as ``@aggTrade`` (one trade
-per aggregate; the adapter only subscribes that) and ``@markPrice@1s`` is synthesised from the
-book mid once per exchange second. Trades and book changes then go to the matcher (resting
+by :meth:`Replayer.send_lead` (the venue's ``start="snapshot"``) first sends the trades (and
+markPrice frames) recorded before the sync point (``Recording.lead``), as an import keeps them.
+Each diff updates the venue book *before* it is sent, so ``GET depth`` always matches the diffs
+already out (``lastUpdateId`` = last ``u``). USD-M ``@trade`` is also published as ``@aggTrade`` (one trade
+per aggregate; the adapter only subscribes that). ``@markPrice@1s``: a recording's own
+``markPrice`` frames are replayed as recorded (their funding rate ``r`` is what an import keeps
+for the backtest); a recording without any gets one synthesised from the book mid per exchange
+second, with the configured rate. Trades and book changes then go to the matcher (resting
 orders fill by the queue rule).
 """
 
@@ -32,6 +34,7 @@ from node.venue.queue import BUYER
 from node.venue.queue import SELLER
 from node.venue.recording import AGG_TRADE
 from node.venue.recording import DEPTH
+from node.venue.recording import MARK_PRICE
 from node.venue.recording import TICKER
 from node.venue.recording import TRADE
 from node.venue.recording import Recording
@@ -48,7 +51,7 @@ def wall_ms() -> int:
 
 def _stamp_ms(m: Any) -> int:
     d = _decode(m.data)
-    return int(d.get("T") or d["E"])
+    return int(d["E"] if m.kind == MARK_PRICE else d.get("T") or d["E"])
 
 
 def _agg(d: dict[str, Any]) -> dict[str, Any]:
@@ -68,7 +71,7 @@ class Replayer:
         matcher: Matcher,
         speed: float,
         loop: bool,
-        funding_rate: str,
+        funding_rate: str | None,
         align_ms: int = 1,
     ) -> None:
         self.rec, self.book, self.hub, self.matcher = recording, book, hub, matcher
@@ -89,6 +92,11 @@ class Replayer:
         self.behind_s = 0.0
         self.held_diffs = 0
         self._mark_s = 0
+        self._synth_mark = (
+            funding_rate is not None
+            and recording.market == "usdm"
+            and not any(m.kind == MARK_PRICE for m in (*recording.lead, *recording.messages))
+        )
         self._hold_until = 0.0
         self._held: list[str] = []
         self._frozen: tuple[int, Any, Any] | None = None
@@ -187,7 +195,7 @@ class Replayer:
             d["E"] += off
         if "T" in d:
             d["T"] += off
-        ts = d.get("T") or d.get("E") or self.last_ms
+        ts = d["E"] if kind == MARK_PRICE else d.get("T") or d.get("E") or self.last_ms
         if ts > self.last_ms:
             self.last_ms = ts
         self.replayed += 1
@@ -209,7 +217,9 @@ class Replayer:
             self.matcher.on_trade(float(d["p"]), float(d["q"]), aggressor, d["T"])
         elif kind == TICKER and hub.wants(TICKER):
             await hub.publish(TICKER, _encode(d).decode())
-        if self.rec.market == "usdm" and ts // 1000 > self._mark_s:
+        elif kind == MARK_PRICE and hub.wants(MARK):
+            await hub.publish(MARK, _encode(d).decode())
+        if self._synth_mark and ts // 1000 > self._mark_s:
             self._mark_s = ts // 1000
             await self._mark_price(self._mark_s * 1000)
         self.matcher.on_clock(ts)

@@ -45,8 +45,9 @@ class VenueConfig:
     ``loop``: start over at the end (market sockets are dropped so clients resync), else
     keep the sockets open and silent. ``balances``: starting free balances by asset (spot) or
     the margin wallet (USD-M ``USDT``); default :data:`DEFAULT_BALANCES`. ``leverage``: USD-M
-    leverage reported in ``symbolConfig``. ``funding_rate``: the rate in the synthesised
-    ``@markPrice@1s`` stream. ``snapshot_delay_s``: wait before serving ``GET depth``, so a
+    leverage reported in ``symbolConfig``. ``funding_rate``: a USD-M recording without
+    ``@markPrice`` frames gets a ``@markPrice@1s`` stream synthesised at this rate (``None``,
+    the default: none, so a node sees the funding a backtest of the recording sees). ``snapshot_delay_s``: wait before serving ``GET depth``, so a
     ``SUBSCRIBE`` sent just before it is registered (the adapter does not wait for the reply).
     ``exchange_info``: an ``exchangeInfo`` JSON to serve instead of the bundled snapshot.
     ``clock_align_ms``: the replayed exchange time is the recorded time plus an offset that is a
@@ -65,7 +66,7 @@ class VenueConfig:
     port: int = 0
     balances: Mapping[str, str] | None = None
     leverage: int = 20
-    funding_rate: str = "0.00010000"
+    funding_rate: str | None = None
     exchange_info: Path | None = None
     snapshot_delay_s: float = 0.03
     hold_after_snapshot_s: float = 0.25

@@ -11,7 +11,8 @@ arrives *before* the snapshot line). Every later diff must continue the chain: a
 ``U``/``u``/``pu`` and would silently build a wrong book.
 
 USD-M trades that are not ``X == "MARKET"`` (insurance fund, ADL) are dropped: they never reach
-``@aggTrade``. Trades recorded before the sync point are kept apart (``lead``; still counted in
+``@aggTrade``. USD-M ``markPrice`` frames are kept (replayed as recorded; spot has none). Trades
+and markPrice frames recorded before the sync point are kept apart (``lead``; still counted in
 ``skipped``): an import of the same file keeps them, so a replay started at the node's snapshot
 (``start="snapshot"``) sends them first and feeds the node what a backtest sees.
 """
@@ -31,10 +32,25 @@ from training.data.csv import input_files
 from training.data.sources.binance_ws import detect_market
 from training.data.sources.binance_ws import iter_lines
 
-__all__ = ["AGG_TRADE", "DEPTH", "TICKER", "TRADE", "Message", "Recording", "load_recording"]
+__all__ = [
+    "AGG_TRADE",
+    "DEPTH",
+    "MARK_PRICE",
+    "TICKER",
+    "TRADE",
+    "Message",
+    "Recording",
+    "load_recording",
+]
 
-DEPTH, TRADE, AGG_TRADE, TICKER = 0, 1, 2, 3
-_KIND = {"depth": DEPTH, "trade": TRADE, "aggTrade": AGG_TRADE, "bookTicker": TICKER}
+DEPTH, TRADE, AGG_TRADE, TICKER, MARK_PRICE = 0, 1, 2, 3, 4
+_KIND = {
+    "depth": DEPTH,
+    "trade": TRADE,
+    "aggTrade": AGG_TRADE,
+    "bookTicker": TICKER,
+    "markPrice": MARK_PRICE,
+}
 Market = Literal["spot", "usdm"]
 
 
@@ -157,7 +173,7 @@ class _Loader:
             return self._snapshot(where, _DEC_SNAPSHOT.decode(rest))
         env = _DEC_ENV.decode(rest)
         kind = _kind(env.stream)
-        if kind is None:
+        if kind is None or (kind == MARK_PRICE and self.market != "usdm"):
             self.skipped += 1
             return
         raw = bytes(env.data)
@@ -218,7 +234,9 @@ class _Loader:
             raise DataFileError(f"{where}: no depth diff bridges the snapshot", path=files[0])
         first = self.items[self.start].recv_ns
         kept = [m for m in self.items[self.start :] if m.recv_ns >= first]
-        lead = [m for m in self.items if m.recv_ns < first and m.kind in (TRADE, AGG_TRADE)]
+        lead = [
+            m for m in self.items if m.recv_ns < first and m.kind in (TRADE, AGG_TRADE, MARK_PRICE)
+        ]
         first_ms = _DEC_DEPTH.decode(kept[0].data).E
         assert self.symbol is not None
         snap = self.snapshot

@@ -3,7 +3,8 @@
 ``ray_head``: a separate ``ray start --head`` instance (:func:`tests.ray_setup.start_ray_head`).
 ``ray_multinode``: a ``ray.cluster_utils.Cluster`` head + 2 worker nodes of 1 CPU each.
 ``multinode_driver``: this process connected to ``ray_multinode`` for one test.
-All session-scoped instances start lazily, once, and are stopped even when tests fail.
+Both instances start lazily, once, and are stopped even when tests fail, after the last test
+of this package (package scope: they do not idle beside the rest of the suite).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from tests.ray_setup import start_ray_head
 from tests.ray_setup import with_descendants
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def ray_head() -> Iterator[RayHead]:
     """A real ``ray start --head`` instance (2 CPUs, dashboard) for by-address and job tests."""
     head = start_ray_head()
@@ -35,7 +36,7 @@ def ray_head() -> Iterator[RayHead]:
     assert not leftovers, f"Ray processes of {head.temp_dir} survived teardown: {leftovers}"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def ray_multinode() -> Iterator[object]:
     """A ``ray.cluster_utils.Cluster``: a head and two worker nodes, 1 CPU each, on this host."""
     from ray.cluster_utils import Cluster

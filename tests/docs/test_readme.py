@@ -31,7 +31,9 @@ from node.live.safety import KEY_VARS
 from ops.demo import SIZE_OPTIONS
 from tests.demo_setup import REPO
 from tests.demo_setup import DemoRun
+from tests.demo_setup import start_tiny_demo
 from tests.demo_setup import tiny_demo
+from tests.demo_setup import wait_for_live_model
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 
@@ -103,8 +105,14 @@ def commands() -> list[str]:
     return cmds
 
 
-def _node_command(command: str, demo: DemoRun) -> tuple[list[str], dict[str, str], str]:
-    """``(argv, env, environment)`` of a README ``node/run.py`` command as this test runs it."""
+def _environment(command: str) -> str | None:
+    """The ``--live|--demo|--testnet`` a README node command names (the demo's own node: none)."""
+    return next((e for e in ("live", "demo", "testnet") if f"--{e}" in shlex.split(command)), None)
+
+
+def _node_command(command: str, out: Path) -> tuple[list[str], dict[str, str], str]:
+    """``(argv, env, environment)`` of a README ``node/run.py`` command as this test runs it
+    (``out``: the demo's OUT dir, whose registry it asks)."""
     tokens = shlex.split(command)
     env = {k: v for k, v in os.environ.items() if not k.startswith("BINANCE_")}
     env.pop("TRADING_ENABLED", None)
@@ -115,10 +123,11 @@ def _node_command(command: str, demo: DemoRun) -> tuple[list[str], dict[str, str
     args = tokens[2:]
     for i, arg in enumerate(args[:-1]):  # every path the node writes goes under the test's dir
         if arg in ("--state-dir", "--out", "--rollup-to"):
-            args[i + 1] = str(demo.out / "readme" / args[i + 1].lstrip("/"))
-    environment = next(e for e in ("live", "demo", "testnet") if f"--{e}" in args)
-    env["NHMM_REGISTRY"] = str(demo.out / "model_store")
-    args += ["--env-file", str(demo.out / "no.env")]  # no .env of the checkout
+            args[i + 1] = str(out / "readme" / args[i + 1].lstrip("/"))
+    environment = _environment(command)
+    assert environment is not None, command
+    env["NHMM_REGISTRY"] = str(out / "model_store")
+    args += ["--env-file", str(out / "no.env")]  # no .env of the checkout
     if environment != "live":
         account = args[args.index("--account") + 1] if "--account" in args else "spot"
         key_var, secret_var = KEY_VARS[(environment, account)]
@@ -128,13 +137,11 @@ def _node_command(command: str, demo: DemoRun) -> tuple[list[str], dict[str, str
     return [sys.executable, "node/run.py", *args], env, environment
 
 
-@pytest.fixture(scope="module")
-def node_runs(
-    demo: DemoRun, commands: list[str]
+def _run_nodes(
+    commands: list[str], out: Path
 ) -> dict[str, tuple[str, subprocess.CompletedProcess[str]]]:
-    """Every README node command, run at once."""
-    todo = {c: _node_command(c, demo) for c in commands if _is_node(c)
-            and normalise(c) not in {normalise(t, demo.out) for t in demo.commands}}  # fmt: skip
+    """Run README node commands at once: ``{command: (environment, done)}``."""
+    todo = {c: _node_command(c, out) for c in commands}
 
     def run(item: tuple[list[str], dict[str, str], str]) -> subprocess.CompletedProcess[str]:
         argv, env, _ = item
@@ -146,8 +153,23 @@ def node_runs(
     return {c: (todo[c][2], done[c]) for c in todo}
 
 
-def test_every_readme_command_is_executed(
-    commands: list[str], demo: DemoRun, node_runs: dict[str, tuple[str, subprocess.CompletedProcess[str]]]
+@pytest.fixture(scope="module")
+def node_runs(commands: list[str]) -> dict[str, tuple[str, subprocess.CompletedProcess[str]]]:
+    """Every README node command the demo does not run, run at once. The paper and live ones
+    run beside the demo as soon as its registry has the ``live`` model they ask."""
+    out = start_tiny_demo()
+    early = [c for c in commands if _is_node(c) and _environment(c) is not None]
+    ran = _run_nodes(early, out) if wait_for_live_model() else {}
+    demo = tiny_demo()
+    assert demo.exit_code == 0, demo.output[-6000:]
+    todo = [c for c in commands if _is_node(c)
+            and normalise(c) not in {normalise(t, demo.out) for t in demo.commands}]  # fmt: skip
+    ran.update(_run_nodes([c for c in todo if c not in ran], out))
+    return {c: ran[c] for c in todo}
+
+
+def test_every_readme_command_is_executed(  # node_runs first: it starts the demo, then its nodes
+    node_runs: dict[str, tuple[str, subprocess.CompletedProcess[str]]], commands: list[str], demo: DemoRun
 ) -> None:  # fmt: skip
     ran = {normalise(t, demo.out) for t in demo.commands}
     missing = [c for c in commands

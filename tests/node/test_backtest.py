@@ -23,8 +23,8 @@ from node.summary import MIN_SHARPE_RETURNS
 from node.summary import adaptation_report
 from node.summary import round_trip_figures
 from node.summary import summarise
-from serving.testing import local_serve
 from serving.testing import make_bundle
+from tests.serve_setup import ServeChild
 from tests.strategy_setup import LOOSE
 from tests.strategy_setup import SCHEMA
 from tests.strategy_setup import backtest_cli
@@ -263,28 +263,29 @@ def test_real_spot_recording_end_to_end(ws_dir: Path, tmp_path: Path) -> None:
 
 
 def test_serve_backed_backtest_decides_as_in_process(
-    synth_setup: tuple[MarketCatalog, Registry], tmp_path: Path
+    synth_setup: tuple[MarketCatalog, Registry], node_serve: ServeChild, tmp_path: Path
 ) -> None:
     """``nhmm backtest --serve URL``: a real local Serve answers every sample; the decisions,
-    posteriors, orders and fills equal the in-process run of the same version. The budget is
-    large so machine load never fires LATENCY; drift thresholds are out of reach so the Serve
-    never reports ``adapting`` (its drift monitor would block through DRIFT, in-process has none).
+    posteriors, orders and fills equal the in-process run of the same version when its answers
+    arrive the same modelled 0.1 ms after their samples (by default a Serve run's arrive after
+    the measured call time, which machine load changes). The budget is large so machine load
+    never fires LATENCY; drift thresholds are out of reach so the Serve never reports
+    ``adapting`` (its drift monitor would block through DRIFT, in-process has none).
     """
     _, registry = synth_setup
     synth(SynthConfig(days=1, seed=5, day_seconds=600), tmp_path / "catalog")  # few HTTP calls
     catalog = MarketCatalog(tmp_path / "catalog")
     local = backtest_cli(catalog, registry, tmp_path / "local")
-    args = {"kl_threshold": 1e9, "adwin_delta": 1e-300}
-    with local_serve(registry.root, args) as url:
-        served = backtest_cli(
-            catalog, registry, tmp_path / "serve", "--serve", url
-        )  # CLI_CONFIG's budget: 10 s
+    url = node_serve.url  # the package's Serve: drift thresholds out of reach
+    served = backtest_cli(catalog, registry, tmp_path / "serve", "--serve", url,
+                          "--model-latency-ms", "0.1")  # fmt: skip  # budget: 10 s
     assert served["model_version"] == local["model_version"] == registry.resolve("candidate")
     assert served["model_versions_answered"] == [local["model_version"]]
     assert served["serve_url"] == url and served["inference_status"]["ok"] == served["samples"]
     config = json.loads((tmp_path / "serve" / "config.json").read_text())
     assert config["model"]["client"] == "HttpModelClient"
     assert config["strategy"]["latency_budget_ms"] == 10000.0
+    assert config["strategy"]["modelled_latency_ms"] == 0.1
     a = pq.read_table(tmp_path / "local" / "timeline.parquet").to_pandas()
     b = pq.read_table(tmp_path / "serve" / "timeline.parquet").to_pandas()
     assert len(a) == len(b) == local["samples"] > 400

@@ -3,7 +3,8 @@ Prometheus (the Debian binary on loopback) that runs the repo's ``prometheus.yml
 ``rules.yml`` against:
 
 - the LIVE node: ``python node/run.py --replay`` (a real Nautilus ``TradingNode`` and Binance
-  adapter against the loopback venue) on the real USD-M recording (perp: funding metrics), its
+  adapter against the loopback venue) on the real USD-M recording with ``@markPrice@1s`` frames
+  added (perp: funding metrics; tests/training/data/funding_setup.py), its
   ``--metrics-port`` scraped while it runs;
 - a real Serve on a ``ray start --head`` instance, found through Ray's own service-discovery file
   (the ``ray`` job as configured), that the node asks for every sample (``--serve``): the node's
@@ -19,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -42,16 +44,16 @@ from tests.node.venue.wire import HMAC_SECRET
 from tests.prometheus_setup import run_prometheus
 from tests.ray_setup import start_ray_head
 from tests.strategy_setup import CLI_CONFIG
-from tests.strategy_setup import make_synth_setup
+from tests.training.data import funding_setup
 from tests.waiting import wait_for
 from training.artifacts.registry import Registry
+from training.data.catalog import MarketCatalog
 
 pytestmark = pytest.mark.slow
 #: Grafana's variables as the test resolves them (1 s scrapes; the whole test in the range).
 GRAFANA_VARS = {"$__rate_interval": "20s", "$__range": "15m", "$__interval": "5s",
                 "$instance": ".+"}  # fmt: skip
 #: The real USD-M recording (345 s: ~35 s at 10x, the pace the live node tests keep fills at).
-RECORDING = "usdm_btcusdt_20240808.gz"
 SPEED = "10"
 #: Lookback of the "what was scraped last" queries (the node's series are stale once it stops).
 LAST = "[15m]"
@@ -101,9 +103,14 @@ def query_problem(url: str, expr: str, start: float) -> str | None:
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory: pytest.TempPathFactory) -> Registry:
-    """``candidate``, trained on two synthetic days (the model the live node tests trade)."""
-    return make_synth_setup(tmp_path_factory.mktemp("panels_model"))[1]
+def model(
+    synth_model: tuple[MarketCatalog, Registry], tmp_path_factory: pytest.TempPathFactory
+) -> Registry:
+    """``candidate``, trained on two synthetic days (the model the live node tests trade): a
+    copy of the ops tests' registry, as this module's Serve registers partial-fit children."""
+    root = tmp_path_factory.mktemp("panels_model") / "registry"
+    shutil.copytree(synth_model[1].root, root)
+    return Registry(root)
 
 
 def _config(node_port: int, ray_sd: Path) -> dict[str, Any]:
@@ -143,10 +150,11 @@ def stack(
                 local_serve(model.root, args, address=head.gcs_address)
             )
             start = time.time()
+            recording, _ = funding_setup.build(ws_dir, d, seconds=None)  # with @markPrice@1s
             env = {"TRADING_ENABLED": "true", "BINANCE_FUTURES_TESTNET_API_KEY": "usdm-key",
                    "BINANCE_FUTURES_TESTNET_API_SECRET": HMAC_SECRET}  # fmt: skip
             node = start_node(
-                ["--account", "usdm", "--symbol", "BTCUSDT", "--replay", str(ws_dir / RECORDING),
+                ["--account", "usdm", "--symbol", "BTCUSDT", "--replay", str(recording),
                  "--speed", SPEED, "--model", "candidate", "--registry", str(model.root),
                  "--serve", serve_url, "--state-dir", str(state), "--out", str(state / "run"),
                  *CLI_CONFIG],  # the test model's loose settings: LATENCY never fires

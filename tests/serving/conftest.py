@@ -1,13 +1,19 @@
-"""Serving fixtures: two small real bundles (K=3 diag HMM + XGBoost head) in a tmp registry."""
+"""Serving fixtures: two small real bundles (K=3 diag HMM + XGBoost head) in a tmp registry, and
+one ``ray start --head`` with Serve running that the Serve test modules deploy their
+application on in turn (a Ray head and Serve cost 30-50 s to start on the loaded test machine;
+an application a few)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from serving.testing import make_bundle
+from tests.serve_setup import ServeHead
+from tests.serve_setup import running_serve_head
 from training.artifacts.bundle import ModelBundle
 from training.artifacts.registry import Registry
 
@@ -29,3 +35,11 @@ def registry_root(
     reg.promote()
     reg.register(bundles[1][0])
     return root
+
+
+@pytest.fixture(scope="package")
+def serve_head() -> Iterator[ServeHead]:
+    """The package's Ray head; each module deploys its own application on it (replacing the
+    previous one) and deletes it after."""
+    with running_serve_head() as head:
+        yield head

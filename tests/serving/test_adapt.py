@@ -1,14 +1,14 @@
 """Auto-adaptation, admin token, ``/v1/train`` and the app's metrics on one real local Serve.
 
-The Serve runs with ``auto_adapt`` on and an admin token, on a ``ray start --head`` instance (the
-dashboard's job server for ``/v1/train``; its metrics export port scraped every second by a real
-Prometheus, the ``prometheus`` binary). An embedded ``ray.init`` cannot be used here: it cannot
+The Serve runs with ``auto_adapt`` on and an admin token, on the package's ``ray start --head``
+instance (``serve_head``; the application is deleted after this module): the dashboard's job
+server for ``/v1/train``, its metrics export port scraped every second by a real Prometheus
+(the ``prometheus`` binary). An embedded ``ray.init`` cannot be used here: it cannot
 move the dashboard agent off its fixed default port, which any other Ray on the host holds.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -28,7 +28,7 @@ from serving.model import SchemaVersionMismatch
 from serving.testing import local_serve
 from serving.testing import make_bundle
 from tests.prometheus_setup import run_prometheus
-from tests.ray_setup import start_ray_head
+from tests.serve_setup import ServeHead
 from tests.waiting import wait_for
 from training.artifacts.bundle import ModelBundle
 from training.artifacts.registry import Registry
@@ -72,22 +72,13 @@ class Server:
 
 
 @pytest.fixture(scope="module")
-def server(registry_root: Path) -> Iterator[Server]:
-    """Serve on a real ``ray start --head`` (every port free-picked, dashboard for jobs,
-    metrics export port), reporting metrics every 0.5 s; only its own processes are stopped."""
-    # read by `ray start` through ray_env(); Ray spells its config variables so
-    os.environ["RAY_metrics_report_interval_ms"] = "500"  # noqa: SIM112
-    try:
-        head = start_ray_head()
-    finally:
-        del os.environ["RAY_metrics_report_interval_ms"]  # noqa: SIM112
-    try:
-        with local_serve(
-            registry_root, {**ARGS, "jobs_address": head.dashboard_url}, address=head.gcs_address
-        ) as url:
-            yield Server(url, head.ports["metrics-export-port"], head.dashboard_url)
-    finally:
-        head.stop()
+def server(registry_root: Path, serve_head: ServeHead) -> Iterator[Server]:
+    """Serve on the package's ``ray start --head`` (every port free-picked, dashboard for jobs,
+    metrics export port reporting every 0.5 s); the application is deleted after."""
+    head = serve_head.head
+    args = {**ARGS, "jobs_address": head.dashboard_url}
+    with local_serve(registry_root, args, address=head.gcs_address, port=serve_head.port) as url:
+        yield Server(url, head.ports["metrics-export-port"], head.dashboard_url)
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ from ray import serve
 
 from serving.model import InferenceModel
 from serving.testing import local_serve
+from tests.serve_setup import ServeHead
 from training.artifacts.registry import Registry
 
 APP = "nhmm"
@@ -23,8 +24,11 @@ V1 = "FEATURES_V1"
 
 
 @pytest.fixture(scope="module")
-def server(registry_root: Path) -> Iterator[str]:
-    with local_serve(registry_root, {"max_batch": 16, "alias_ttl_s": 0.0}) as url:
+def server(registry_root: Path, serve_head: ServeHead) -> Iterator[str]:
+    args = {"max_batch": 16, "alias_ttl_s": 0.0}
+    with local_serve(
+        registry_root, args, address=serve_head.gcs_address, port=serve_head.port
+    ) as url:
         yield url
 
 

@@ -14,14 +14,17 @@ from serving.client import HttpModelClient
 from serving.client import InProcessModelClient
 from serving.client import ModelClient
 from serving.testing import local_serve
+from tests.serve_setup import ServeHead
 from training.artifacts.registry import Registry
 
 V1 = "FEATURES_V1"
 
 
 @pytest.fixture(scope="module")
-def server(registry_root: Path) -> Iterator[str]:
-    with local_serve(registry_root, {}) as url:
+def server(registry_root: Path, serve_head: ServeHead) -> Iterator[str]:
+    with local_serve(
+        registry_root, {}, address=serve_head.gcs_address, port=serve_head.port
+    ) as url:
         yield url
 
 

@@ -25,8 +25,8 @@ from training.cli.options import out_option
 __all__ = ["data", "download", "import_binance", "import_tardis", "import_ws", "synth"]
 
 # The sources' choices, spelled out so this module imports no importer (tests check they match).
-BINANCE_KINDS = ("trades", "aggTrades", "bookTicker", "depth", "klines")
-TARDIS_KINDS = ("book", "trades")
+BINANCE_KINDS = ("trades", "aggTrades", "bookTicker", "depth", "klines", "fundingRate")
+TARDIS_KINDS = ("book", "trades", "derivative_ticker")
 DOWNLOAD_KINDS = ("trades", "aggTrades", "bookTicker", "klines")
 SYNTH_PRESETS = ("micro", "null", "realistic")
 BASE_URL = "https://data.binance.vision"
@@ -113,7 +113,8 @@ def import_binance(
     name: str | None,
     progress: bool,
 ) -> None:
-    """Import Binance public-data files (trades, aggTrades, bookTicker, T_DEPTH, 1m klines)."""
+    """Import Binance public-data files (trades, aggTrades, bookTicker, T_DEPTH, 1m klines,
+    USD-M fundingRate)."""
     from training.data.sources.binance_public import import_binance as run
 
     report, path = run(
@@ -128,7 +129,8 @@ def import_binance(
     )
     click.echo(
         f"{report.events} events ({report.deltas} deltas, {report.trades} trades, "
-        f"{report.quotes} quotes, {report.extra['bars']} bars), gaps {report.gaps}"
+        f"{report.quotes} quotes, {report.extra['bars']} bars, "
+        f"{report.extra['funding_updates']} funding updates), gaps {report.gaps}"
     )
     click.echo(str(path))
 
@@ -185,7 +187,7 @@ def download(
     "--kind",
     type=click.Choice(TARDIS_KINDS),
     default=None,
-    help="incremental_book_L2 (book) or trades; default: from the file name.",
+    help="incremental_book_L2 (book), trades or derivative_ticker; default: from the file name.",
 )
 @_exchange_info
 @_name
@@ -198,15 +200,16 @@ def import_tardis(
     name: str | None,
     progress: bool,
 ) -> None:
-    """Import Tardis.dev incremental_book_L2 / trades CSV(.gz) for binance / binance-futures."""
+    """Import Tardis.dev incremental_book_L2 / trades / derivative_ticker (funding) CSV(.gz) for
+    binance / binance-futures."""
     from training.data.sources.tardis import import_tardis as run
 
     report, path = run(
         files, Path(out), kind=kind, exchange_info=exchange_info, name=name, progress=progress
     )
     click.echo(
-        f"{report.events} events ({report.deltas} deltas, {report.trades} trades), "
-        f"resyncs {report.resyncs}"
+        f"{report.events} events ({report.deltas} deltas, {report.trades} trades, "
+        f"{report.extra['funding_updates']} funding updates), resyncs {report.resyncs}"
     )
     click.echo(str(path))
 

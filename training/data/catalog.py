@@ -5,7 +5,8 @@ files in Nautilus's own layout and Arrow schema (``data/order_book_deltas/<instr
 ``trade_tick``, ``quote_tick``; prices/sizes as 128-bit fixed point, :mod:`training.data.fixed`),
 so ``ParquetDataCatalog`` queries, ``BacktestNode`` and ``BacktestEngine`` read it. The record
 batches are built directly from numpy (no Nautilus object per row, :mod:`training.data._arrow`),
-which is what makes imports fast. ``MarketCatalog.write_data`` writes Nautilus objects (bars).
+which is what makes imports fast. ``MarketCatalog.write_data`` writes Nautilus objects (bars, and
+a perpetual's ``FundingRateUpdate``s: one file per UTC day, :meth:`MarketCatalog.load_funding`).
 Every write is staged beside the catalog and moved in all or nothing.
 
 Layout under ``root``::
@@ -58,6 +59,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 from nautilus_trader.core.data import Data
+from nautilus_trader.model.data import FundingRateUpdate
+from nautilus_trader.model.instruments import CryptoPerpetual
 from nautilus_trader.model.instruments import Instrument
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
@@ -83,6 +86,7 @@ from training.io import atomic_write_json
 from training.io import read_json
 
 __all__ = [
+    "FUNDING",
     "KINDS",
     "NS_PER_DAY",
     "VENUE",
@@ -95,6 +99,8 @@ __all__ = [
 
 NS_PER_DAY = 86_400 * 1_000_000_000
 VENUE = "BINANCE"
+#: Nautilus's directory for ``FundingRateUpdate`` (``data/funding_rate_update/<instrument_id>``).
+FUNDING = "funding_rate_update"
 _EPOCH = datetime.date(1970, 1, 1)
 
 
@@ -208,6 +214,32 @@ def _file_name(ts_init: np.ndarray) -> str:
     return f"{stamp(int(ts_init[0]))}_{stamp(int(ts_init[-1]))}.parquet"
 
 
+def _data_by_day(instrument: Instrument, data: Sequence[Data]) -> dict[int, list[Data]]:
+    """Nautilus objects by UTC day of ``ts_event``, each day sorted by ``ts_init`` (stable)."""
+    by_day: dict[int, list[Data]] = {}
+    for obj in data:
+        if isinstance(obj, FundingRateUpdate) and not isinstance(instrument, CryptoPerpetual):
+            raise BadInputError(
+                f"funding: {instrument.id} is not a perpetual; only perps carry funding",
+                field="funding",
+            )
+        by_day.setdefault(obj.ts_event // NS_PER_DAY, []).append(obj)
+    return {d: sorted(objs, key=lambda o: o.ts_init) for d, objs in sorted(by_day.items())}
+
+
+def _stage_data(stage: ParquetDataCatalog, by_day: dict[int, list[Data]]) -> None:
+    """One file per type and day, named by the day's bounds (what :meth:`funding_file` names)."""
+    for day, objs in by_day.items():
+        start = day * NS_PER_DAY
+        for cls in dict.fromkeys(type(o) for o in objs):
+            of_cls = [o for o in objs if type(o) is cls]
+            stage.write_data(of_cls, start=start, end=start + NS_PER_DAY - 1)
+
+
+def _symbol_days(inst_id: str, by_day: dict[int, list[Data]]) -> list[SymbolDay]:
+    return sorted(SymbolDay(inst_id, _EPOCH + datetime.timedelta(days=d)) for d in by_day)
+
+
 # -- the catalog -----------------------------------------------------------------------------
 
 
@@ -237,17 +269,22 @@ class MarketCatalog:
         return report.write(self.root / "reports" / f"{name}.json")
 
     # writing
-    def write(self, instrument: Instrument, events: MarketEvents) -> list[SymbolDay]:
-        """Write ``events`` of ``instrument``, one partition per UTC day; all or nothing.
+    def write(
+        self, instrument: Instrument, events: MarketEvents, data: Sequence[Data] = ()
+    ) -> list[SymbolDay]:
+        """Write ``events`` of ``instrument``, one partition per UTC day, and Nautilus ``data``
+        as :meth:`write_data` does, in one commit: all or nothing.
 
         Re-writing a symbol-day replaces it. Returns the symbol-days written, sorted.
         """
         for cols in (events.deltas, events.trades, events.quotes):
             cols.validate()
+        data_days = _data_by_day(instrument, data)
         inst_id = instrument.id.value
         pp, sp = int(instrument.price_precision), int(instrument.size_precision)
         manifests: dict[SymbolDay, dict[str, object]] = {}
-        with self._staged(instrument) as (staging, _):
+        with self._staged(instrument) as (staging, stage):
+            _stage_data(stage, data_days)
             for day, ev in split_days(events).items():
                 sd = SymbolDay(inst_id, _EPOCH + datetime.timedelta(days=day))
                 files: dict[str, str] = {}
@@ -271,28 +308,24 @@ class MarketCatalog:
                     "last_ts_event": max(int(ts.max()) for ts in parts),
                 }
             self._commit(staging, manifests)
-        return sorted(manifests)
+        return sorted({*manifests, *_symbol_days(inst_id, data_days)})
 
     def write_data(self, instrument: Instrument, data: Sequence[Data]) -> list[SymbolDay]:
-        """Write Nautilus objects (e.g. ``Bar``s) with ``ParquetDataCatalog.write_data``, plus the
-        instrument; all or nothing.
+        """Write Nautilus objects (``Bar``s, a perpetual's ``FundingRateUpdate``s) with
+        ``ParquetDataCatalog.write_data``, plus the instrument; all or nothing.
 
-        One file per UTC day of ``ts_event``, named by that day's bounds, so re-writing a day
-        replaces it. Returns the symbol-days touched, sorted; they get no partition manifest
-        (:meth:`symbol_days` lists market-event partitions).
+        One file per type and UTC day of ``ts_event``, named by that day's bounds, so re-writing
+        a day replaces it. Returns the symbol-days touched, sorted; they get no partition manifest
+        (:meth:`symbol_days` lists market-event partitions). Funding of an instrument that is not
+        a perpetual is a :class:`~training.errors.BadInputError`.
         """
         if not data:
             return []
-        by_day: dict[int, list[Data]] = {}
-        for obj in data:
-            by_day.setdefault(obj.ts_event // NS_PER_DAY, []).append(obj)
+        by_day = _data_by_day(instrument, data)
         with self._staged(instrument) as (staging, stage):
-            for day, objs in sorted(by_day.items()):
-                start = day * NS_PER_DAY
-                stage.write_data(objs, start=start, end=start + NS_PER_DAY - 1)
+            _stage_data(stage, by_day)
             self._commit(staging)
-        inst_id = instrument.id.value
-        return sorted(SymbolDay(inst_id, _EPOCH + datetime.timedelta(days=d)) for d in by_day)
+        return _symbol_days(instrument.id.value, by_day)
 
     @contextlib.contextmanager
     def _staged(self, instrument: Instrument) -> Iterator[tuple[Path, ParquetDataCatalog]]:
@@ -463,3 +496,22 @@ class MarketCatalog:
             for kind in KINDS
         ]
         return MarketEvents(*parts)  # type: ignore[arg-type]
+
+    def funding_file(self, symbol_day: SymbolDay) -> Path:
+        """Where a perpetual's ``FundingRateUpdate``s of one UTC day live (may not exist)."""
+        start = (symbol_day.day - _EPOCH).days * NS_PER_DAY
+        bounds = np.array([start, start + NS_PER_DAY - 1])
+        return self.root / "data" / FUNDING / symbol_day.instrument_id / _file_name(bounds)
+
+    def load_funding(self, symbol: str, day: datetime.date) -> list[FundingRateUpdate]:
+        """The funding updates of one symbol-day (``ts_event`` in that UTC day) in delivery
+        order (``ts_init``), as Nautilus objects a ``BacktestEngine`` replays; ``[]`` when the
+        catalog holds none (spot, or no funding source imported)."""
+        try:
+            inst_id = self._resolve(symbol)
+        except NotFoundError:  # funding imported without market data
+            inst_id = self._resolve(symbol, {i.id.value for i in self.nautilus.instruments()})
+        path = self.funding_file(SymbolDay(inst_id, day))
+        if not path.exists():
+            return []
+        return self.nautilus.query(FundingRateUpdate, files=[str(path)])  # type: ignore[return-value]

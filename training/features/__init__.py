@@ -8,6 +8,7 @@ extractor (:mod:`training.features.offline`, Parquet) and the Ray-parallel cache
 from __future__ import annotations
 
 from training.features.engine import SAMPLE_SCALARS
+from training.features.engine import BookTop
 from training.features.engine import FeatureEngine
 from training.features.engine import FeatureSample
 from training.features.engine import samples_to_columns
@@ -23,6 +24,7 @@ __all__ = [
     "PERP_FEATURES",
     "SAMPLE_SCALARS",
     "SPOT_FEATURES",
+    "BookTop",
     "FeatureEngine",
     "FeatureSample",
     "FeatureSchema",

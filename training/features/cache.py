@@ -8,8 +8,8 @@ The days of a symbol go through ONE continuous engine (:func:`extract_many`), as
 and the live node compute features: the standardiser and the warm-up carry over from one day to
 the next instead of restarting every day. So a day's table depends on the days before it, and
 its cache key chains them: the SHA-256 of the previous day's key, the symbol-day's partition
-files (and ground-truth labels, when present) or kline files, the feature schema (version and
-every window) and the table layout. A second sweep on the same data reads Parquet instead of replaying the book;
+files (and ground-truth labels and a perpetual's funding updates, when present) or kline files,
+the feature schema (version and every window) and the table layout. A second sweep on the same data reads Parquet instead of replaying the book;
 symbols are independent tasks.
 """
 
@@ -74,8 +74,9 @@ def cache_key(
     previous: str = "",
 ) -> str:
     """SHA-256 over ``previous`` (the key of the day before in the same engine run), the
-    symbol-day's data files (by kind; for a :class:`BarFeatureSchema` the kline files holding
-    the day), the schema's JSON and :data:`TABLE_LAYOUT`."""
+    symbol-day's data files (by kind, a perpetual's funding file included; for a
+    :class:`BarFeatureSchema` the kline files holding the day), the schema's JSON and
+    :data:`TABLE_LAYOUT`."""
     h = hashlib.sha256()
     h.update(f"{TABLE_LAYOUT}\n{previous}\n".encode())
     h.update(f"{sd.instrument_id}/{sd.day.isoformat()}\n".encode())
@@ -88,6 +89,9 @@ def cache_key(
         labels = catalog.labels_path(sd)
         if labels.exists():
             files["labels"] = labels
+        funding = catalog.funding_file(sd)
+        if schema.market == "perp" and funding.exists():  # what ``funding_rate_bp`` reads
+            files["funding"] = funding
     for kind in sorted(files):
         h.update(f"{kind}:{_file_sha256(Path(files[kind]))}\n".encode())
     h.update(json.dumps(schema.to_dict(), sort_keys=True).encode())

@@ -15,7 +15,8 @@ Book-derived features hold their last valid value while the book is empty, one-s
 (``book_ok`` is then False and the return is 0). Nothing non-finite ever leaves the engine.
 Perpetual-only features: ``time_to_funding`` (seconds to the next 00/08/16 UTC funding divided by
 8 h, in (0, 1]) and ``funding_rate_bp`` (last rate fed through :meth:`FeatureEngine.on_funding`,
-0.0 until known; the catalog holds no funding events yet, so offline tables carry 0.0).
+0.0 until known; offline from the catalog's funding updates, which importers keep, online from
+Nautilus ``FundingRateUpdate``s).
 
 >>> from training.data.columns import ADD, BUY, BUYER, SELL
 >>> from training.features.schema import schema_for
@@ -50,7 +51,7 @@ from training.features._rolling import Standardiser
 from training.features._rolling import ret_stats
 from training.features.schema import FeatureSchema
 
-__all__ = ["SAMPLE_SCALARS", "FeatureEngine", "FeatureSample", "samples_to_columns"]
+__all__ = ["SAMPLE_SCALARS", "BookTop", "FeatureEngine", "FeatureSample", "samples_to_columns"]
 
 _NS = 1_000_000_000
 _FUNDING_PERIOD_NS = 8 * 3600 * _NS
@@ -79,6 +80,28 @@ class FeatureSample(NamedTuple):
 
 
 SAMPLE_SCALARS: tuple[str, ...] = FeatureSample._fields[3:]
+
+
+class BookTop(NamedTuple):
+    """The top of a usable book, named as in :class:`FeatureSample`."""
+
+    mid: float
+    spread_bp: float
+    best_bid: float
+    best_ask: float
+    microprice: float
+
+    @classmethod
+    def of(cls, bid: float, bid_qty: float, ask: float, ask_qty: float) -> BookTop:
+        """The top from the best levels; the one place mid, spread and microprice are defined.
+
+        >>> top = BookTop.of(100.0, 3.0, 100.02, 1.0)  # 3 bid vs 1 ask: the micro leans up
+        >>> round(top.mid, 6), round(top.spread_bp, 4), round(top.microprice, 6)
+        (100.01, 1.9998, 100.015)
+        """
+        mid = 0.5 * (bid + ask)
+        micro = (bid * ask_qty + ask * bid_qty) / (bid_qty + ask_qty)
+        return cls(mid, (ask - bid) / mid * 1e4, bid, ask, micro)
 
 
 def samples_to_columns(samples: list[FeatureSample], n_features: int) -> dict[str, np.ndarray]:
@@ -146,6 +169,17 @@ class FeatureEngine:
             self.schema.std_floor,
             self.schema.z_clip,
         )
+
+    def top(self) -> BookTop | None:
+        """The book's top as it is now (between samples too); ``None`` when it is empty,
+        one-sided or crossed."""
+        if not (self._bid_px and self._ask_px):
+            return None
+        bid, ask = self._bid_px[-1], self._ask_px[0]
+        if not 0.0 < bid < ask:
+            return None
+        top = BookTop.of(bid, self.bids[bid], ask, self.asks[ask])
+        return top if all(map(math.isfinite, top)) else None
 
     # ---- per-message entry points (online) -----------------------------------------------
     def on_deltas(
@@ -332,9 +366,7 @@ class FeatureEngine:
             bids, asks = self.bids, self.asks
             bid, ask = bid_px[0], ask_px[0]
             bq, aq = bids[bid], asks[ask]
-            mid = 0.5 * (bid + ask)
-            spread_bp = (ask - bid) / mid * 1e4
-            micro = (bid * aq + ask * bq) / (bq + aq)
+            mid, spread_bp, _, _, micro = BookTop.of(bid, bq, ask, aq)
             sb = sum([bids[p] for p in bid_px])
             sa = sum([asks[p] for p in ask_px])
             imb = (sb - sa) / (sb + sa)

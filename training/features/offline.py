@@ -16,6 +16,9 @@ standardiser continues across consecutive days (a contiguous stream is one sessi
 longer than ``max_gap_intervals`` starts a new one). :func:`extract_features` on a single day
 starts a fresh engine. Events are processed in Nautilus's delivery order (``ts_init``, deltas per
 exchange message), so the table equals what the Nautilus feature feed computes in a backtest.
+A perpetual's funding updates (:meth:`~training.data.catalog.MarketCatalog.load_funding`) go in
+where a ``BacktestEngine`` delivers them: after every delta message and trade with the same or an
+earlier ``ts_init`` (:func:`replay`), so ``funding_rate_bp`` is the online value too.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from __future__ import annotations
 import datetime
 import json
 from collections.abc import Iterable
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +36,9 @@ from tqdm import tqdm
 
 from training.data.catalog import MarketCatalog
 from training.data.catalog import SymbolDay
+from training.data.columns import F_LAST
+from training.data.columns import DeltaColumns
+from training.data.columns import TradeColumns
 from training.errors import BadInputError
 from training.features.engine import SAMPLE_SCALARS
 from training.features.engine import FeatureEngine
@@ -45,6 +52,7 @@ SCHEMA_KEY = b"nhmm.feature_schema"
 
 __all__ = [
     "SCHEMA_KEY",
+    "day_funding",
     "extract_features",
     "extract_many",
     "feature_path",
@@ -53,6 +61,7 @@ __all__ = [
     "raw_columns",
     "read_features",
     "regime_labels",
+    "replay",
     "trade_extremes",
     "write_table",
     "z_columns",
@@ -166,19 +175,66 @@ def regime_labels(catalog: MarketCatalog, sd: SymbolDay, ts: np.ndarray) -> np.n
     return labels.regime_at(t).astype(np.int8)
 
 
+def replay(
+    engine: FeatureEngine,
+    deltas: DeltaColumns,
+    trades: TradeColumns,
+    funding: Sequence[tuple[int, int, float]] = (),
+) -> list[FeatureSample]:
+    """``engine.run`` over one day's columns (sorted by ``ts_init``, as the catalog loads them)
+    with the day's funding updates in between; ``funding`` rows are ``(ts_event, ts_init,
+    rate)`` in delivery order. Each update goes in after every delta message (at its ``F_LAST``)
+    and trade with ``ts_init`` up to its own: the order a ``BacktestEngine`` delivers them in
+    when funding is added after deltas and trades (its sort by ``ts_init`` is stable).
+
+    >>> from training.data.columns import ADD, BUY, SELL
+    >>> book = DeltaColumns.from_rows([(0, 0, ADD, BUY, 100.0, 1.0, 0, 1),
+    ...                                (0, 0, ADD, SELL, 100.1, 1.0, F_LAST, 1)])
+    >>> eng = FeatureEngine(schema_for("perp", min_periods_s=2.0))
+    >>> out = replay(eng, book, TradeColumns.empty(), [(1_000_000_000, 1_000_000_000, 1e-4),
+    ...                                                 (2_500_000_000, 2_500_000_000, 2e-4)])
+    >>> [(s.ts_ns, float(s.raw[-1])) for s in out]  # funding_rate_bp: 0.0 until the first
+    [(1000000000, 0.0), (2000000000, 1.0)]
+    """
+    if not funding:
+        return engine.run(deltas, trades)
+    last = np.flatnonzero(deltas.flags & F_LAST)
+    out: list[FeatureSample] = []
+    d0 = t0 = 0
+    for ts_event, ts_init, rate in funding:
+        at = int(np.searchsorted(deltas.ts_init, ts_init, side="right"))
+        j = int(np.searchsorted(last, at, side="left"))  # messages complete before ``at``
+        d1 = max(int(last[j - 1]) + 1 if j else 0, d0)
+        t1 = int(np.searchsorted(trades.ts_init, ts_init, side="right"))
+        if d1 > d0 or t1 > t0:
+            out += engine.run(deltas.take(slice(d0, d1)), trades.take(slice(t0, t1)))
+            d0, t0 = d1, t1
+        out += engine.on_funding(ts_event, rate)
+    return out + engine.run(deltas.take(slice(d0, None)), trades.take(slice(t0, None)))
+
+
+def day_funding(
+    catalog: MarketCatalog, sd: SymbolDay, schema: FeatureSchema
+) -> list[tuple[int, int, float]]:
+    """The symbol-day's funding updates as ``(ts_event, ts_init, rate)`` (perps only)."""
+    updates = catalog.load_funding(sd.instrument_id, sd.day) if schema.market == "perp" else []
+    return [(u.ts_event, u.ts_init, float(u.rate)) for u in updates]
+
+
 def _day_table(
     catalog: MarketCatalog, sd: SymbolDay, engine: FeatureEngine
 ) -> tuple[pa.Table, int]:
     """One symbol-day through ``engine``: its feature table and how many events it read."""
     ev = catalog.load(sd.instrument_id, sd.day)
-    samples = engine.run(ev.deltas, ev.trades)
+    funding = day_funding(catalog, sd, engine.schema)
+    samples = replay(engine, ev.deltas, ev.trades, funding)
     ts = np.fromiter((s.ts_ns for s in samples), np.int64, len(samples))
     tr = ev.trades
-    extremes = trade_extremes(
-        ts, tr.ts_event, tr.price, tr.aggressor, np.r_[ev.deltas.ts_event, tr.ts_event]
-    )
+    funding_ts = np.array([f[0] for f in funding], dtype=np.int64)
+    events_ts = np.r_[ev.deltas.ts_event, tr.ts_event, funding_ts]
+    extremes = trade_extremes(ts, tr.ts_event, tr.price, tr.aggressor, events_ts)
     table = features_table(samples, engine.schema, regime_labels(catalog, sd, ts), extremes)
-    return table, len(ev.deltas) + len(ev.trades)
+    return table, len(ev.deltas) + len(ev.trades) + len(funding)
 
 
 def extract_features(

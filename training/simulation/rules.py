@@ -197,7 +197,7 @@ class RuleConfig:
                 f"RuleConfig: scale_up_cycles >= 0 and max_scale >= 1, got "
                 f"{self.scale_up_cycles!r}, {self.max_scale!r}"
             )
-        for name in ("max_slippage_bps", "risk_budget"):
+        for name in ("stop_loss_bps", "max_slippage_bps", "risk_budget"):
             v = getattr(self, name)
             if not (math.isfinite(v) and v >= 0):
                 raise ValueError(f"RuleConfig.{name}: must be finite and >= 0, got {v!r}")

@@ -31,17 +31,21 @@ from node.live.parity import CAUSES
 from node.run_dir import load_run
 from node.venue import generate_ed25519
 from ops.cli import killswitch
-from serving.testing import local_serve
 from tests.node.live.node_process import NodeProcess
 from tests.node.live.node_process import metric
 from tests.node.live.node_process import start_node
 from tests.node.live.serve_switch import ServeSwitch
 from tests.node.venue.wire import HMAC_SECRET
+from tests.serve_setup import ServeChild
+from tests.training.data import funding_setup
 from training.artifacts.registry import Registry
 from training.data.catalog import MarketCatalog
 
 SPOT = ("spot_btcusdt_20240808.gz",)  # 346 s: 35 s at 10x
-USDM = ("usdm_btcusdt_20240808.gz",)  # 345 s
+#: The USD-M node and its backtest replay the real 345 s recording with Binance
+#: ``@markPrice@1s`` frames added (tests/training/data/funding_setup.py; the recording has none),
+#: the funding rate stepping up at :data:`RATE_STEP_S`: funding is fed end to end.
+RATE_STEP_S = 200
 #: 10x: over Serve the strategy asks off the event loop, but the in-process USD-M node still
 #: computes features and asks its model on the loop: at 20x on a loaded 2-core box it fell
 #: ~100 s of data behind and was stopped at the replay's end with the tail unread.
@@ -121,7 +125,7 @@ def _crash_at_first_order(node: NodeProcess) -> None:
 
 @pytest.fixture(scope="module")
 def runs(
-    synth_setup: tuple[MarketCatalog, Registry], ws_dir: Path,
+    synth_setup: tuple[MarketCatalog, Registry], ws_dir: Path, node_serve: ServeChild,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> dict[str, Done]:  # fmt: skip
     """Five nodes at once: USD-M in process (rolled up at the end), a ``TRADING_ENABLED=false``
@@ -139,8 +143,9 @@ def runs(
     dry_env = {**spot_env, "TRADING_ENABLED": "false"}
     secrets = {"spot": pem, "usdm": HMAC_SECRET, "dry": pem, "crash": pem, "flap": pem}
     spot = [ws_dir / f for f in SPOT]
+    usdm = [funding_setup.build(ws_dir, root, seconds=None, change_after_s=RATE_STEP_S)[0]]
     nodes = {
-        "usdm": start_node(_args("usdm", [ws_dir / f for f in USDM], registry, root / "usdm",
+        "usdm": start_node(_args("usdm", usdm, registry, root / "usdm",
                                  "--rollup-to", str(root / "rollup"), "--flatten"), usdm_env, root, root / "usdm.log"),
         "dry": start_node(_args("spot", spot, registry, root / "dry", "--duration", "25"),
                           dry_env, root, root / "dry.log"),
@@ -148,25 +153,24 @@ def runs(
     }  # fmt: skip
     crasher = threading.Thread(target=_crash_at_first_order, args=(nodes["crash"],), daemon=True)
     crasher.start()
-    backtest = _backtest([ws_dir / f for f in USDM], registry, root / "usdm_backtest")
-    args = {"kl_threshold": 1e9, "adwin_delta": 1e-300}  # Serve never reports adapting
-    with local_serve(registry.root, args) as url:
-        nodes["spot"] = start_node(
-            _args("spot", spot, registry, root / "spot", "--serve", url), spot_env, root,
-            root / "spot.log",
-        )  # fmt: skip
-        crasher.join(120)
-        switch = ServeSwitch(int(url.rsplit(":", 1)[1]))  # off: nothing listens there yet
-        nodes["flap"] = start_node(
-            _args("spot", spot, registry, root / "flap", "--serve", switch.url), spot_env, root,
-            root / "flap.log",
-        )  # fmt: skip
-        _inject_gap(nodes["spot"])
-        flapped = _flap_serve_then_drop(nodes["flap"], switch)
-        for name, node in nodes.items():
-            if name != "crash":
-                node.finish(150)
-        switch.off()
+    backtest = _backtest(usdm, registry, root / "usdm_backtest")
+    url = node_serve.url  # the package's Serve (never reports adapting), started before the nodes
+    nodes["spot"] = start_node(
+        _args("spot", spot, registry, root / "spot", "--serve", url), spot_env, root,
+        root / "spot.log",
+    )  # fmt: skip
+    crasher.join(120)
+    switch = ServeSwitch(int(url.rsplit(":", 1)[1]))  # off: nothing listens there yet
+    nodes["flap"] = start_node(
+        _args("spot", spot, registry, root / "flap", "--serve", switch.url), spot_env, root,
+        root / "flap.log",
+    )  # fmt: skip
+    _inject_gap(nodes["spot"])
+    flapped = _flap_serve_then_drop(nodes["flap"], switch)
+    for name, node in nodes.items():
+        if name != "crash":
+            node.finish(150)
+    switch.off()
     backtested = backtest.communicate(timeout=300)[0]
     assert backtest.returncode == 0, backtested[-3000:]
     out: dict[str, Done] = {}
@@ -266,7 +270,7 @@ def test_replay_and_backtest_of_one_recording_agree_sample_by_sample(
 ) -> None:
     """Parity: the USD-M replay against ``nhmm backtest`` of the same recording gives the same
     (state, action) on >= 99% of samples; parity.json / parity.md list every difference with
-    its cause (USD-M: the depth timestamp convention, adapter ``T`` vs import ``E``)."""
+    its cause."""
     _, summary, state, _ = runs["usdm"]
     backtest = state.parent / "usdm_backtest" / "backtest"
     result = CliRunner().invoke(node_cli, ["parity", str(state / "run"), str(backtest),
@@ -308,10 +312,11 @@ def test_spot_asked_serve_and_usdm_the_in_process_model(runs: dict[str, Done]) -
     config = json.loads((runs["spot"][2] / "run" / "config.json").read_text())
     assert config["model"]["client"] == "HttpModelClient"
     assert usdm["serve_url"] is None
-    assert (spot["inference"], usdm["inference"]) == ("async", "sync")  # Serve: off the loop
     assert spot["inference_not_asked"] == 0  # every sample was asked within the budget
     assert spot["model_version"] == usdm["model_version"]
-    assert usdm["funding_updates"] >= 1  # the synthesised @markPrice@1s stream
+    # the strategy fed the rate of the recording's @markPrice@1s frames (one a second) to its
+    # features: the same updates a backtest of the recording gets from the catalog
+    assert usdm["funding_updates"] >= 250
 
 
 def test_metrics_were_scraped_from_the_running_node(run: Done) -> None:

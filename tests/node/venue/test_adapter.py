@@ -56,7 +56,8 @@ def _seed(http: str, market: str, key: str, secret: str, rec: Recording) -> None
 
 def _run(market: str, key_kind: str, rec: Recording, catalog: Path) -> Run:
     api_key, secret = keys(key_kind)
-    config = VenueConfig(recording=rec.files, api_key=api_key, speed=SPEED)
+    config = VenueConfig(recording=rec.files, api_key=api_key, speed=SPEED,
+                         funding_rate="0.00010000")  # fmt: skip
     with running(config, rec) as venue:
         _seed(venue.urls.http, market, api_key.key, secret, rec)
         log, status = run_probe(venue, market, api_key.key, secret)

@@ -108,7 +108,7 @@ def test_usdm_trades_become_agg_trades_and_mark_price_is_synthesised(
     usdm_recording: Recording,
 ) -> None:
     async def run() -> None:
-        async with venue_session(usdm_recording, speed=10.0) as w:
+        async with venue_session(usdm_recording, speed=10.0, funding_rate="0.00010000") as w:
             ws = await _market(w, "btcusdt@aggTrade", "btcusdt@markPrice@1s")
             t0 = time.time() * 1000
             await w.ok("POST", "/_venue/replay/start", signed=False)

@@ -44,12 +44,13 @@ class ImportWriter:
         widened: dict[str, list[int]] | None = None,
         data: Sequence[Data] = (),
     ) -> list[SymbolDay]:
-        """Write ``events`` (and Nautilus ``data`` such as bars) of ``instrument``; tally them.
-
-        Returns the symbol-days written, sorted.
+        """Write ``events`` (and Nautilus ``data``: bars, funding updates) of ``instrument`` in
+        one commit; tally them. Returns the symbol-days written, sorted.
         """
-        written = self.catalog.write(instrument, events) if len(events) or not data else []
-        written = sorted({*written, *self.catalog.write_data(instrument, data)})
+        if len(events) or not data:
+            written = self.catalog.write(instrument, events, data)
+        else:
+            written = self.catalog.write_data(instrument, data)
         self.report.add(instrument.id.value, events, written, widened=widened)
         return written
 

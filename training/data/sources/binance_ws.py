@@ -2,16 +2,22 @@
 
 Input: gzip (or plain) text, one message per line, ``<recv_ns> <json>``: combined-stream
 envelopes ``{"stream": ..., "data": ...}`` for ``@depth``/``@depth@100ms`` (spot) or
-``@depth@0ms`` (USD-M, with ``pu``), ``@trade``, ``@aggTrade`` and ``@bookTicker``, plus REST
-depth snapshot lines ``{"lastUpdateId": ...}`` without an envelope. Files given together are one
+``@depth@0ms`` (USD-M, with ``pu``), ``@trade``, ``@aggTrade``, ``@bookTicker`` and (USD-M)
+``@markPrice`` / ``@markPrice@1s``, plus REST depth snapshot lines ``{"lastUpdateId": ...}``
+without an envelope. Files given together are one
 stream, in order. Sequencing and the book check are :class:`training.data.book.BinanceBookSync`.
 
-Timestamps: ``ts_init`` is the receive stamp. ``ts_event`` is ``E`` for depth diffs, ``T`` for
-trades, ``T`` for USD-M ``bookTicker``; spot ``bookTicker`` carries no time, so it gets the latest
-exchange time seen on any stream (never decreasing; quotes before the first exchange time get
-that first time). Trades come from ``@trade`` (USD-M: only ``X == "MARKET"``); ``@aggTrade`` is
-used only when the recording has no ``@trade`` stream for that symbol. A REST snapshot has no
-symbol: it belongs to the one symbol whose depth the recording carries (ambiguity is an error).
+Timestamps: ``ts_init`` is the receive stamp. ``ts_event`` is what Nautilus's adapter stamps
+live, so a replay decides on the times a backtest of the recording does: ``T`` for USD-M depth
+diffs (spot's have only ``E``), trades and USD-M ``bookTicker``, ``E`` for ``markPrice``; spot
+``bookTicker`` carries no time, so it gets the latest exchange time seen on any stream (never
+decreasing; quotes before the first exchange time get that first time).
+
+Trades come from ``@trade`` (USD-M: only ``X == "MARKET"``); ``@aggTrade`` is used only when
+the recording has no ``@trade`` stream for that symbol. A REST snapshot has no symbol: it
+belongs to the one symbol whose depth the recording carries (ambiguity is an error).
+Each USD-M ``markPriceUpdate`` becomes a ``FundingRateUpdate`` (``rate = r``, the running
+estimate of the next settlement's rate; ``next_funding_ns = T``), stored with the symbol-day.
 
 Nothing reaches the catalog until every line parsed: a corrupt line raises
 :class:`~training.data.csv.DataFileError` (``"<file>:<line>: ..."``) and leaves the catalog as it
@@ -34,6 +40,7 @@ from typing import Literal
 
 import msgspec
 import numpy as np
+from nautilus_trader.model.data import FundingRateUpdate
 from tqdm import tqdm
 
 from training.data.book import BinanceBookSync
@@ -47,8 +54,11 @@ from training.data.csv import input_files
 from training.data.csv import open_source
 from training.data.instruments import fitted_instrument
 from training.data.report import ImportReport
+from training.data.sources._funding import funding_updates
+from training.data.sources._funding import rate_text
 from training.data.sources._importer import ImportWriter
 from training.data.sources._importer import new_report
+from training.errors import BadInputError
 
 __all__ = ["WsImporter", "detect_market", "import_ws", "iter_lines"]
 
@@ -64,6 +74,7 @@ class _Depth(msgspec.Struct):
     b: list[Level]
     a: list[Level]
     pu: int | None = None
+    T: int | None = None  # USD-M: the transaction time
 
 
 class _Trade(msgspec.Struct):
@@ -96,6 +107,13 @@ class _Ticker(msgspec.Struct):
     E: int | None = None
 
 
+class _MarkPrice(msgspec.Struct):
+    E: int
+    s: str
+    r: str
+    T: int
+
+
 class _Snapshot(msgspec.Struct):
     lastUpdateId: int
     bids: list[Level]
@@ -111,6 +129,7 @@ _DEC_DEPTH = _envelope(_Depth)
 _DEC_TRADE = _envelope(_Trade)
 _DEC_AGG = _envelope(_AggTrade)
 _DEC_TICKER = _envelope(_Ticker)
+_DEC_MARK = _envelope(_MarkPrice)
 _DEC_SNAPSHOT = msgspec.json.Decoder(_Snapshot, strict=False)
 _DEC_ANY = msgspec.json.Decoder()
 
@@ -125,6 +144,7 @@ class _SymbolState:
     quotes_ts: list[int] = field(default_factory=list)
     quotes_init: list[int] = field(default_factory=list)
     quotes: list[tuple[float, float, float, float]] = field(default_factory=list)
+    funding: list[tuple[int, int, str, int]] = field(default_factory=list)
     non_market_trades: int = 0
 
 
@@ -148,11 +168,18 @@ def detect_market(path: Path, max_lines: int = 100_000) -> Literal["spot", "usdm
     )
 
 
-_KINDS = {ord("d"): "depth", ord("t"): "trade", ord("a"): "aggTrade", ord("b"): "bookTicker"}
+_KINDS = {
+    ord("d"): "depth",
+    ord("t"): "trade",
+    ord("a"): "aggTrade",
+    ord("b"): "bookTicker",
+    ord("m"): "markPrice",
+}
 
 
 def _stream_kind(rest: bytes) -> str:
-    """``depth``/``trade``/``aggTrade``/``bookTicker`` (else ``other``) from the stream name."""
+    """``depth``/``trade``/``aggTrade``/``bookTicker``/``markPrice`` (else ``other``) from the
+    stream name."""
     at = rest.find(b"@", 11)
     kind = _KINDS.get(rest[at + 1], "other") if at > 0 else "other"
     if kind == "trade" and not rest.startswith(b"trade", at + 1):
@@ -172,6 +199,7 @@ class WsImporter:
             "trade": 0,
             "aggTrade": 0,
             "bookTicker": 0,
+            "markPrice": 0,
             "snapshot": 0,
             "ignored": 0,
         }
@@ -200,7 +228,9 @@ class WsImporter:
                 if progress is not None and lineno % 20_000 == 0:
                     progress.update(20_000)
         except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
-            raise DataFileError(f"{path}:{lineno}: {exc}", path=path, line=lineno) from exc
+            raise DataFileError(
+                f"{path}:{lineno}: {exc}", path=path, line=lineno, field=getattr(exc, "field", None)
+            ) from exc
         except (OSError, EOFError, zlib.error) as exc:
             raise DataFileError(
                 f"{path}: unreadable after line {lineno}: {exc}", path=path, line=lineno
@@ -255,10 +285,12 @@ class WsImporter:
         return ts
 
     def _message(self, kind: str, rest: bytes, recv: int) -> None:
+        if kind == "markPrice" and self.market != "usdm":
+            kind = "other"  # funding is a perpetual's
         self.counts[kind if kind != "other" else "ignored"] += 1
         if kind == "depth":
             d = _DEC_DEPTH.decode(rest).data
-            ts = self._exchange_ns(d.E)
+            ts = self._exchange_ns(d.T if d.T is not None else d.E)
             self._state(d.s).sync.on_depth(d.U, d.u, d.pu, d.b, d.a, ts, recv)
         elif kind == "bookTicker":
             q = _DEC_TICKER.decode(rest).data
@@ -282,6 +314,25 @@ class WsImporter:
             a = _DEC_AGG.decode(rest).data
             ts = self._exchange_ns(a.T)
             self._state(a.s).aggs.append((ts, recv, a.p, a.q, SELLER if a.m else BUYER, a.a))
+        elif kind == "markPrice":
+            m = _DEC_MARK.decode(rest).data
+            try:
+                rate = rate_text(m.r)
+            except ValueError as exc:
+                raise BadInputError(f"markPrice field 'r': {exc}", field="r") from None
+            if m.T <= 0:
+                raise BadInputError(
+                    f"markPrice field 'T': next funding time must be > 0, got {m.T}", field="T"
+                )
+            self._state(m.s).funding.append((self._exchange_ns(m.E), recv, rate, m.T * MS))
+
+    def funding(self, symbol: str, instrument_id: str) -> list[FundingRateUpdate]:
+        """The ``markPrice`` frames of one symbol as ``FundingRateUpdate``s of ``instrument_id``."""
+        rows = self.symbols[symbol].funding
+        if not rows:
+            return []
+        ts, recv, rates, nxt = zip(*rows, strict=True)
+        return funding_updates(instrument_id, ts, recv, rates, nxt)
 
     def events(self, symbol: str) -> MarketEvents:
         """Columns for one symbol (call after reading every file)."""
@@ -335,7 +386,8 @@ def import_ws(
     for sym, (inst, widened) in fitted.items():
         st = imp.symbols[sym]
         sync = st.sync
-        written = writer.write(inst, events[sym], widened=widened)
+        funding = imp.funding(sym, inst.id.value)
+        written = writer.write(inst, events[sym], widened=widened, data=funding)
         report.gaps += sync.gaps
         report.resyncs += sync.resyncs
         report.bbo_checks += sync.bbo_checks
@@ -351,6 +403,7 @@ def import_ws(
             "depth_untrusted": sync.skipped_untrusted,
             "non_market_trades": st.non_market_trades,
             "trade_source": "trade" if st.trades else "aggTrade",
+            "funding_updates": len(funding),
             "price_precision": inst.price_precision,
             "size_precision": inst.size_precision,
             "price_increment": str(inst.price_increment),

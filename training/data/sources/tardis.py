@@ -5,7 +5,11 @@
 (µs). A run of ``is_snapshot`` rows is a full book: CLEAR, then ADDs, all ``F_SNAPSHOT``; ``amount`` 0
 deletes a level; rows sharing ``timestamp`` + ``local_timestamp`` are one exchange message, its last
 delta carries ``F_LAST``. ``trades``: ``exchange,symbol,timestamp,local_timestamp,id,side,price,
-amount`` (``side`` is the taker's). Exchange ``binance`` is spot, ``binance-futures`` is USD-M.
+amount`` (``side`` is the taker's). ``derivative_ticker`` (USD-M only): ``exchange,symbol,timestamp,
+local_timestamp,funding_timestamp,funding_rate,predicted_funding_rate,open_interest,last_price,
+index_price,mark_price``; a ``FundingRateUpdate`` whenever ``funding_rate`` changes (rows with it
+empty are skipped; ``next_funding_ns`` from ``funding_timestamp`` when given).
+Exchange ``binance`` is spot, ``binance-futures`` is USD-M.
 ``timestamp`` is ``ts_event``, ``local_timestamp`` is ``ts_init``. Tardis carries no update ids, so
 gaps cannot be seen here; every snapshot after the first is counted as a resync.
 
@@ -18,6 +22,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +52,8 @@ from training.data.csv import read_csv
 from training.data.instruments import Market
 from training.data.instruments import fitted_instrument
 from training.data.report import ImportReport
+from training.data.sources._funding import funding_updates
+from training.data.sources._funding import rate_text
 from training.data.sources._importer import ImportWriter
 from training.data.sources._importer import new_report
 
@@ -58,10 +65,11 @@ __all__ = [
     "detect_tardis_kind",
     "import_tardis",
     "parse_book",
+    "parse_derivative_ticker",
     "parse_trades",
 ]
 
-KINDS = ("book", "trades")
+KINDS = ("book", "trades", "derivative_ticker")
 TARDIS_MARKETS: dict[str, Market] = {"binance": "spot", "binance-futures": "usdm"}
 
 BOOK_LAYOUT = Layout.of(
@@ -69,6 +77,10 @@ BOOK_LAYOUT = Layout.of(
 )
 TRADES_LAYOUT = Layout.of(
     "exchange:s,symbol:s,timestamp:i,local_timestamp:i,id:s,side:s,price:f,amount:f"
+)
+TICKER_LAYOUT = Layout.of(  # every value after the stamps may be empty: read as text
+    "exchange:s,symbol:s,timestamp:i,local_timestamp:i,funding_timestamp:s,funding_rate:s,"
+    "predicted_funding_rate:s,open_interest:s,last_price:s,index_price:s,mark_price:s"
 )
 
 
@@ -80,6 +92,7 @@ class TardisPart:
     symbol: str
     events: MarketEvents
     resyncs: int = 0
+    funding: tuple[tuple[int, int, str, int | None], ...] = ()
 
 
 def _split_by_symbol(src: CsvTable) -> list[tuple[Market, str, np.ndarray]]:
@@ -210,15 +223,51 @@ def parse_trades(path: Path) -> list[TardisPart]:
     return parts
 
 
+def parse_derivative_ticker(path: Path) -> list[TardisPart]:
+    """A ``derivative_ticker`` CSV(.gz) → one part per (exchange, symbol) holding its funding:
+    ``(timestamp, local_timestamp, rate, funding_timestamp | None)`` whenever the rate changes.
+    A rate or funding time that does not parse names ``file:line`` and the column."""
+    src = read_csv(path, [TICKER_LAYOUT])
+    ts, local = _timestamps(src)
+    rates = src.table.column("funding_rate").to_pylist()
+    next_ts = src.table.column("funding_timestamp").to_pylist()
+    parts = []
+    for market, symbol, mask in _split_by_symbol(src):
+        if market != "usdm":
+            raise src.fail(int(np.argmax(mask)), "exchange", "funding is a perpetual's (USD-M)")
+        rows: list[tuple[int, int, str, int | None]] = []
+        last: Decimal | None = None
+        for i in np.flatnonzero(mask).tolist():
+            if rates[i] == "":
+                continue
+            try:
+                value = Decimal(rate_text(rates[i]))
+            except ValueError as exc:
+                raise src.fail(i, "funding_rate", str(exc)) from None
+            if next_ts[i] and not next_ts[i].isdigit():
+                raise src.fail(i, "funding_timestamp", "expected a µs timestamp")
+            nxt = int(next_ts[i]) * 1_000 if next_ts[i] else None
+            if value != last:
+                rows.append((int(ts[i]), int(local[i]), rates[i], nxt))
+                last = value
+        empty = MarketEvents(DeltaColumns.empty(), TradeColumns.empty(), QuoteColumns.empty())
+        parts.append(TardisPart(market, symbol, empty, funding=tuple(rows)))
+    return parts
+
+
 def detect_tardis_kind(path: Path) -> str:
-    """``book`` or ``trades`` from the file name (Tardis: ``binance_incremental_book_L2_...``)."""
+    """``book``, ``trades`` or ``derivative_ticker`` from the file name (Tardis:
+    ``binance_incremental_book_L2_...``)."""
     name = path.name.lower()
     if "incremental_book_l2" in name:
         return "book"
+    if "derivative_ticker" in name:
+        return "derivative_ticker"
     if "trades" in name:
         return "trades"
     raise DataFileError(
-        f"{path}: cannot tell incremental_book_L2 from trades by name; pass --kind",
+        f"{path}: cannot tell incremental_book_L2, trades or derivative_ticker by name; "
+        "pass --kind",
         path=path,
         field="kind",
     )
@@ -242,27 +291,42 @@ def import_tardis(
     paths = input_files(paths)
     books: dict[tuple[Market, str], list[DeltaColumns]] = {}
     trades: dict[tuple[Market, str], list[TradeColumns]] = {}
+    funding: dict[tuple[Market, str], list[tuple[int, int, str, int | None]]] = {}
     resyncs = 0
+    parsers = {
+        "book": parse_book,
+        "trades": parse_trades,
+        "derivative_ticker": parse_derivative_ticker,
+    }
     for path in tqdm(paths, desc="parse", unit="file", disable=not progress):
         file_kind = kind or detect_tardis_kind(path)
-        for part in parse_book(path) if file_kind == "book" else parse_trades(path):
+        for part in parsers[file_kind](path):
             key = (part.market, part.symbol)
             if file_kind == "book":
                 books.setdefault(key, []).append(part.events.deltas)
-            else:
+            elif file_kind == "trades":
                 trades.setdefault(key, []).append(part.events.trades)
+            else:
+                funding.setdefault(key, []).extend(part.funding)
             resyncs += part.resyncs
     plans = []
-    for key in sorted(set(books) | set(trades)):
+    for key in sorted(set(books) | set(trades) | set(funding)):
         t = TradeColumns.concat(trades.get(key, []))
         if len(trades.get(key, [])) > 1:
             t = t.take(np.argsort(t.ts_event, kind="stable"))
         events = MarketEvents(DeltaColumns.concat(books.get(key, [])), t, QuoteColumns.empty())
-        plans.append((*fitted_instrument(key[1], key[0], events, exchange_info), events))
+        plans.append((*fitted_instrument(key[1], key[0], events, exchange_info), events, key))
 
     report = new_report(name, "import-tardis", paths)
     report.resyncs = resyncs
+    report.extra["funding_updates"] = 0
     writer = ImportWriter(out, report)
-    for instrument, widened, events in plans:
-        writer.write(instrument, events, widened=widened)
+    for instrument, widened, events, key in plans:
+        rows = sorted(funding.get(key, []), key=lambda r: r[1])  # delivery order
+        updates = []
+        if rows:
+            ts, local, rates, nxt = zip(*rows, strict=True)
+            updates = funding_updates(instrument.id.value, ts, local, rates, nxt)
+        writer.write(instrument, events, widened=widened, data=updates)
+        report.extra["funding_updates"] += len(updates)
     return writer.close(t0)

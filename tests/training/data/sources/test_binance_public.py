@@ -184,7 +184,7 @@ def test_detect_kind(name: str, kind: str, symbol: str) -> None:
 
 def test_detect_kind_unknown_asks_for_kind() -> None:
     with pytest.raises(DataFileError, match="--kind"):
-        detect_kind("BTCUSDT-fundingRate-2024-08.csv")
+        detect_kind("BTCUSDT-metrics-2024-08-08.csv")  # fundingRate is a kind now
 
 
 # -- trades ------------------------------------------------------------------------------------

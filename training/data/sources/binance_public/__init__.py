@@ -1,8 +1,10 @@
 """Binance public-data files (data.binance.vision layouts) → catalog: ``nhmm data import-binance``.
 
 Kinds: ``trades``, ``aggTrades`` → trades; ``bookTicker`` → quotes; USD-M ``T_DEPTH`` snap/update →
-L2 deltas (sequenced with ``pu``); ``1m`` klines → Nautilus ``Bar``s; Nautilus's Parquet copy of spot
-trades (``timestamp, trade_id, price, quantity, buyer_maker``). Files may be zipped, gzipped or plain,
+L2 deltas (sequenced with ``pu``); ``1m`` klines → Nautilus ``Bar``s; USD-M ``fundingRate`` →
+``FundingRateUpdate``s (one per settlement, the settled rate: :mod:`.funding`); Nautilus's Parquet
+copy of spot trades (``timestamp, trade_id, price, quantity, buyer_maker``). Files may be zipped,
+gzipped or plain,
 with or without a header (:mod:`training.data.csv`); timestamps in ms, µs or ns are told apart by
 magnitude. A bad row fails the whole import with ``file:line`` and the column, before anything is
 written. Parsers live in ``_parse`` (kind and market detection too), depth sequencing in ``_depth``,
@@ -24,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 from nautilus_trader.model.data import Bar
+from nautilus_trader.model.data import FundingRateUpdate
 from nautilus_trader.model.instruments import Instrument
 from tqdm import tqdm
 
@@ -50,19 +53,25 @@ from training.data.sources.binance_public._parse import parse_trades_parquet
 from training.data.sources.binance_public.bars import Klines
 from training.data.sources.binance_public.bars import klines_to_bars
 from training.data.sources.binance_public.bars import parse_klines
+from training.data.sources.binance_public.funding import FundingRows
+from training.data.sources.binance_public.funding import funding_to_updates
+from training.data.sources.binance_public.funding import parse_funding_rate
 
 __all__ = [
     "KINDS",
     "DepthResult",
     "DepthRows",
+    "FundingRows",
     "Klines",
     "depth_deltas",
     "detect_kind",
     "detect_market",
+    "funding_to_updates",
     "import_binance",
     "klines_to_bars",
     "parse_book_ticker",
     "parse_depth",
+    "parse_funding_rate",
     "parse_klines",
     "parse_trades",
     "parse_trades_parquet",
@@ -79,6 +88,7 @@ class _Group:
     quotes: list[QuoteColumns] = field(default_factory=list)
     depth: list[DepthRows] = field(default_factory=list)
     klines: list[Klines] = field(default_factory=list)
+    funding: list[FundingRows] = field(default_factory=list)
 
     def parse(self, path: Path, kind: str) -> None:
         if kind == "parquet-trades":
@@ -98,6 +108,14 @@ class _Group:
             self.depth.append(rows)
         elif kind == "klines":
             self.klines.append(parse_klines(path))
+        elif kind == "fundingRate":
+            if self.market != "usdm":
+                raise DataFileError(
+                    f"{path}: fundingRate is a USD-M perpetual's; not {self.market}",
+                    path=path,
+                    field="market",
+                )
+            self.funding.append(parse_funding_rate(path))
         else:
             raise DataFileError(
                 f"{path}: unknown kind {kind!r}; one of {KINDS}", path=path, field="kind"
@@ -123,6 +141,7 @@ class _Plan:
     events: MarketEvents
     depth: DepthResult
     bars: list[Bar]
+    funding: list[FundingRateUpdate]
 
 
 def _classify(
@@ -166,7 +185,8 @@ def _plan(group: _Group, exchange_info: Path | None) -> _Plan:
     )
     bars = [b for k in group.klines for b in klines_to_bars(instrument, k)]
     bars.sort(key=lambda b: b.ts_init)
-    return _Plan(instrument, widened, events, depth, bars)
+    funding = funding_to_updates(instrument.id.value, group.funding)
+    return _Plan(instrument, widened, events, depth, bars, funding)
 
 
 def import_binance(
@@ -191,15 +211,16 @@ def import_binance(
     plans = [_plan(g, exchange_info) for g in groups.values()]
 
     report = new_report(name, "import-binance", paths)
-    report.extra.update(depth_messages=0, depth_dropped=0, bars=0)
+    report.extra.update(depth_messages=0, depth_dropped=0, bars=0, funding_updates=0)
     writer = ImportWriter(out, report)
     for p in plans:
-        writer.write(p.instrument, p.events, widened=p.widened, data=p.bars)
+        writer.write(p.instrument, p.events, widened=p.widened, data=[*p.bars, *p.funding])
         report.gaps += p.depth.gaps
         report.resyncs += p.depth.resyncs
         report.extra["depth_messages"] += p.depth.messages
         report.extra["depth_dropped"] += p.depth.dropped
         report.extra["bars"] += len(p.bars)
+        report.extra["funding_updates"] += len(p.funding)
         if p.bars:
             report.events += len(p.bars)
             report.add_ts(p.bars[0].ts_event)

@@ -2,7 +2,8 @@
 
 Kinds: ``trades``, ``aggTrades`` → trades; ``bookTicker`` → quotes; USD-M ``T_DEPTH`` snap/update
 rows (sequenced by :mod:`._depth`); Nautilus's Parquet copy of spot trades (``timestamp,
-trade_id, price, quantity, buyer_maker``). ``1m`` klines are :mod:`.bars`. Every bad value is a
+trade_id, price, quantity, buyer_maker``). ``1m`` klines are :mod:`.bars`, USD-M ``fundingRate``
+is :mod:`.funding`. Every bad value is a
 :class:`~training.data.csv.DataFileError` naming ``file:line`` and the column.
 """
 
@@ -40,7 +41,7 @@ __all__ = [
     "sorted_by",
 ]
 
-KINDS = ("trades", "aggTrades", "bookTicker", "depth", "klines")
+KINDS = ("trades", "aggTrades", "bookTicker", "depth", "klines", "fundingRate")
 
 _NAME = re.compile(r"^(?P<symbol>[A-Za-z0-9]+)[-_](?P<rest>.*)$")
 
@@ -52,6 +53,8 @@ def detect_kind(name: str) -> tuple[str, str | None]:
     ('klines', 'ADABTC')
     >>> detect_kind("BTCUSDT_T_DEPTH_2022-11-01_depth_update.csv")
     ('depth', 'BTCUSDT')
+    >>> detect_kind("BTCUSDT-fundingRate-2024-08.zip")
+    ('fundingRate', 'BTCUSDT')
     """
     m = _NAME.match(Path(name).name)
     rest = m["rest"].lower() if m else ""
@@ -65,6 +68,8 @@ def detect_kind(name: str) -> tuple[str, str | None]:
         kind = "bookTicker"
     elif re.match(r"^1m[-_.]", rest):
         kind = "klines"
+    elif rest.startswith("fundingrate"):
+        kind = "fundingRate"
     else:
         raise DataFileError(
             f"{name}: cannot tell the kind from the name; pass --kind", path=name, field="kind"
@@ -74,13 +79,14 @@ def detect_kind(name: str) -> tuple[str, str | None]:
 
 
 def detect_market(path: Path, kind: str) -> Market:
-    """Market from the data.binance.vision path, else from the kind (depth/bookTicker are USD-M)."""
+    """Market from the data.binance.vision path, else from the kind (depth, bookTicker and
+    fundingRate are USD-M)."""
     posix = path.as_posix()
     if "/futures/um/" in posix:
         return "usdm"
     if "/spot/" in posix:
         return "spot"
-    return "usdm" if kind in ("depth", "bookTicker") else "spot"
+    return "usdm" if kind in ("depth", "bookTicker", "fundingRate") else "spot"
 
 
 TRADE_LAYOUTS = (
