@@ -276,7 +276,7 @@ def run_backtest(
     for sd in sds:
         for items in symbol_day_data(catalog, sd):
             engine.add_data(items)
-            last_ns = max(last_ns, max(x.ts_init for x in items))
+            last_ns = max(last_ns, items[-1].ts_init)  # each list is in ts_init order
     strategy = PolicyHMMStrategy(cfg, model=model, schema=schema, shadow=shadow_policy)
     engine.add_strategy(strategy)
     load_s = time.perf_counter() - wall0

@@ -37,7 +37,6 @@ from node.backtest import in_sample_days
 from node.bar_feed import NautilusBarFeed
 from node.config import PolicyHMMStrategyConfig
 from node.config import label_horizon_s
-from node.config import rule_config
 from node.engine import run_past_last_event
 from node.strategy import PolicyHMMStrategy
 from node.summary import adaptation_report
@@ -134,14 +133,9 @@ class BarPolicyStrategy(PolicyHMMStrategy):
         self.trade_from_ns = trade_from_ns
         self._tick = 0.0
 
-    def on_start(self) -> None:
-        self.instrument = self.cache.instrument(self.instrument_id)
-        if self.instrument is None:
-            raise RuntimeError(f"instrument_id: {self.instrument_id} not in the cache")
+    def _subscribe(self) -> None:
+        """1m bars instead of the book (and the tick :func:`bar_view` prices with)."""
         self._tick = float(self.instrument.price_increment)
-        self.guards.start()
-        self.rules = rule_config(self.cfg, self.instrument, self.hold_s)
-        self._start_inference()
         self.subscribe_bars(bar_type_for(self.instrument))
 
     def on_bar(self, bar: Bar) -> None:

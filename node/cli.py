@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from node.fills import FILL_MODELS
+from training.cli.options import bars_option
 from training.cli.options import catalog_option
 from training.cli.options import days_option
 from training.cli.options import out_option
@@ -117,12 +118,9 @@ def strategy_config(
 )
 @click.option("--max-scale", type=int, default=RuleConfig().max_scale, show_default=True,
               help="The largest multiple of the base entry size scale-up reaches.")  # fmt: skip
-@click.option(
-    "--bars",
-    type=click.Choice(["1m"]),
-    default=None,
-    help="Trade a FEATURES_BARS_V1 model on the catalog's 1m klines (orders on bar closes) "
-    "instead of the order book.",
+@bars_option(
+    "Trade a FEATURES_BARS_V1 model on the catalog's 1m klines (orders on bar closes) "
+    "instead of the order book."
 )
 def backtest(
     catalog_root: str,

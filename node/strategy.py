@@ -166,7 +166,19 @@ class PolicyHMMStrategy(ExitOrders, Strategy):
             raise RuntimeError(f"instrument_id: {self.instrument_id} not in the cache")
         self.guards.start()
         self.rules = rule_config(self.cfg, self.instrument, self.hold_s)
-        self._start_inference()
+        self.inference = InferenceQueue(
+            self.model,
+            self.schema.version,
+            self.clock,
+            self._on_answer,
+            budget_ms=self.cfg.latency_budget_ms,
+            modelled_latency_ms=self.cfg.modelled_latency_ms,
+            log_error=self.log.error,
+        )
+        self._subscribe()
+
+    def _subscribe(self) -> None:
+        """The market data the features are computed from: book deltas, trades, perp funding."""
         self.subscribe_order_book_deltas(self.instrument_id, BookType.L2_MBP, managed=False)
         self.subscribe_trade_ticks(self.instrument_id)
         if self.cfg.market != "spot":
@@ -185,17 +197,6 @@ class PolicyHMMStrategy(ExitOrders, Strategy):
             BinanceFuturesMarkPriceUpdate, metadata={"instrument_id": self.instrument_id}
         )
         self.subscribe_data(data_type, instrument_id=self.instrument_id)
-
-    def _start_inference(self) -> None:
-        self.inference = InferenceQueue(
-            self.model,
-            self.schema.version,
-            self.clock,
-            self._on_answer,
-            budget_ms=self.cfg.latency_budget_ms,
-            modelled_latency_ms=self.cfg.modelled_latency_ms,
-            log_error=self.log.error,
-        )
 
     def on_stop(self) -> None:
         if self.inference is not None:

@@ -9,12 +9,12 @@ stay as recorded, so at ``speed > 1`` exchange time runs ahead of the wall clock
 by :meth:`Replayer.send_lead` (the venue's ``start="snapshot"``) first sends the trades (and
 markPrice frames) recorded before the sync point (``Recording.lead``), as an import keeps them.
 Each diff updates the venue book *before* it is sent, so ``GET depth`` always matches the diffs
-already out (``lastUpdateId`` = last ``u``). USD-M ``@trade`` is also published as ``@aggTrade`` (one trade
-per aggregate; the adapter only subscribes that). ``@markPrice@1s``: a recording's own
-``markPrice`` frames are replayed as recorded (their funding rate ``r`` is what an import keeps
-for the backtest); a recording without any gets one synthesised from the book mid per exchange
-second, with the configured rate. Trades and book changes then go to the matcher (resting
-orders fill by the queue rule).
+already out (``lastUpdateId`` = last ``u``). USD-M ``@trade`` is also published as
+``@aggTrade`` (one trade per aggregate; the adapter only subscribes that). ``@markPrice@1s``: a
+recording's own ``markPrice`` frames are replayed as recorded (their funding rate ``r`` is what
+an import keeps for the backtest); a recording without any has none, unless a rate is
+configured: then one frame is synthesised from the book mid per exchange second. Trades and book
+changes then go to the matcher (resting orders fill by the queue rule).
 """
 
 from __future__ import annotations

@@ -47,8 +47,9 @@ class VenueConfig:
     the margin wallet (USD-M ``USDT``); default :data:`DEFAULT_BALANCES`. ``leverage``: USD-M
     leverage reported in ``symbolConfig``. ``funding_rate``: a USD-M recording without
     ``@markPrice`` frames gets a ``@markPrice@1s`` stream synthesised at this rate (``None``,
-    the default: none, so a node sees the funding a backtest of the recording sees). ``snapshot_delay_s``: wait before serving ``GET depth``, so a
-    ``SUBSCRIBE`` sent just before it is registered (the adapter does not wait for the reply).
+    the default: none, so a node sees the funding a backtest of the recording sees).
+    ``snapshot_delay_s``: wait before serving ``GET depth``, so a ``SUBSCRIBE`` sent just before
+    it is registered (the adapter does not wait for the reply).
     ``exchange_info``: an ``exchangeInfo`` JSON to serve instead of the bundled snapshot.
     ``clock_align_ms``: the replayed exchange time is the recorded time plus an offset that is a
     multiple of this (the first message just after the wall clock, rounded up), so a node

@@ -20,6 +20,7 @@ from typing import Any
 import click
 
 __all__ = [
+    "bars_option",
     "catalog_option",
     "cost_options",
     "days_option",
@@ -80,6 +81,11 @@ registry_option = click.option(
     metavar="ROOT",
     help="Store root (path or s3://bucket/prefix); overrides $NHMM_REGISTRY.",
 )
+
+
+def bars_option(help: str) -> click.Option:
+    """``--bars 1m``: work on the catalog's 1m klines (FEATURES_BARS_V1) instead of the book."""
+    return click.option("--bars", type=click.Choice(["1m"]), default=None, help=help)
 
 
 def out_option(help: str, *, param: str = "out_dir", file_okay: bool = False) -> click.Option:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from training.cli.options import bars_option
 from training.cli.options import catalog_option
 from training.cli.options import cost_options
 from training.cli.options import days_option
@@ -80,12 +81,9 @@ def print_top(result: SweepResult, n: int = 10) -> None:
 @test_days_option
 @click.option("--out", "out_dir", default="sweeps", show_default=True)
 @click.option("--cache", "cache_dir", default=None, help="Default: CATALOG/.feature_cache.")
-@click.option(
-    "--bars",
-    type=click.Choice(["1m"]),
-    default=None,
-    help="Sweep FEATURES_BARS_V1 of the catalog's 1m klines instead of the order book "
-    "(horizons: whole bars).",
+@bars_option(
+    "Sweep FEATURES_BARS_V1 of the catalog's 1m klines instead of the order book "
+    "(horizons: whole bars)."
 )
 @registry_option
 @click.option("--address", default=None, help="Overrides RAY_ADDRESS.")
