@@ -292,8 +292,8 @@ def run_backtest(
         for c in [model, *(c for _, c in (shadow_policy.clients if shadow_policy else []))]:
             c.close()
     timeline = pa.Table.from_pylist(strategy.timeline, schema=run_dir.SAMPLE_SCHEMA)
-    costs = CostModel.for_instrument(instrument)
-    pnl, close = pnl_curve(strategy, venue.starting_quote, costs)
+    costs = CostModel.for_instrument(instrument).with_funding(catalog.funding_of(sds))
+    pnl, close = pnl_curve(strategy, venue.starting_quote, costs, charge_funding=True)
     timeline = timeline.append_column(
         run_dir.TIMELINE_SCHEMA.field("pnl"), pa.array(pnl, pa.float64())
     )
@@ -402,6 +402,6 @@ def simulate_backtest(
         actions,
         confidence,
         rule_config(cfg, instrument, float(hold)),
-        CostModel.for_instrument(instrument),
+        CostModel.for_instrument(instrument).with_funding(catalog.funding_of(sds)),
         exit_requote_s=cfg.exit_requote_s,
     )

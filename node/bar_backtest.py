@@ -250,8 +250,8 @@ def run_bar_backtest(
         engine.dispose()
         model.close()
     timeline = pa.Table.from_pylist(strategy.timeline, schema=run_dir.SAMPLE_SCHEMA)
-    costs = CostModel.for_instrument(instrument)
-    pnl, close = pnl_curve(strategy, venue.starting_quote, costs)
+    costs = CostModel.for_instrument(instrument).with_funding(catalog.funding_of(sds))
+    pnl, close = pnl_curve(strategy, venue.starting_quote, costs, charge_funding=True)
     timeline = timeline.append_column(
         run_dir.TIMELINE_SCHEMA.field("pnl"), pa.array(pnl, pa.float64())
     )

@@ -29,9 +29,9 @@ if TYPE_CHECKING:
 __all__ = ["backtest", "strategy_config"]
 
 #: The summary figures printed after a run.
-_SHOWN = ("net_pnl", "open_position_end", "close_cost", "sharpe", "max_drawdown", "trades",
-          "round_trips", "gross_edge_bp_per_rt", "cost_bp_per_rt", "net_bp_per_rt", "fees",
-          "turnover", "passive_fill_rate", "events", "wall_s")  # fmt: skip
+_SHOWN = ("net_pnl", "open_position_end", "close_cost", "funding", "sharpe", "max_drawdown",
+          "trades", "round_trips", "gross_edge_bp_per_rt", "cost_bp_per_rt", "net_bp_per_rt",
+          "fees", "turnover", "passive_fill_rate", "events", "wall_s")  # fmt: skip
 
 
 def strategy_config(

@@ -158,24 +158,42 @@ def summarise(
 
 
 def pnl_curve(
-    strategy: Any, starting_quote: float | None, costs: CostModel | None
+    strategy: Any,
+    starting_quote: float | None,
+    costs: CostModel | None,
+    *,
+    charge_funding: bool = False,
 ) -> tuple[np.ndarray, dict[str, float]]:
     """The run's PnL per sample (quote, after fees: equity minus the starting quote, or minus
     the first sample's equity when ``None`` (a live run), so the starting inventory's drift is
     out), its last value net of closing the position still open at the last usable book
     (:meth:`~training.costs.CostModel.close_out_quote`, as the trade simulator does; no
     ``costs``, no close): a period's PnL is what could have been banked, not a mark at mid.
-    Returns the curve and ``{"open_position_end", "close_cost"}`` (summary keys)."""
-    equity = np.asarray([r["equity"] for r in strategy.timeline], dtype=np.float64)
+    ``charge_funding`` (backtests: Nautilus's simulated venue settles no funding; a live
+    account is settled by the exchange itself) takes off the perp funding the position path
+    paid (:meth:`~training.costs.CostModel.funding_paid_quote`). Returns the curve and
+    ``{"open_position_end", "close_cost"}`` (summary keys), with ``"funding"`` (quote paid)
+    when charged."""
+    rows = strategy.timeline
+    equity = np.asarray([r["equity"] for r in rows], dtype=np.float64)
     base = starting_quote if starting_quote is not None else (equity[0] if len(equity) else 0.0)
     pnl = equity - base
-    position = float(strategy.timeline[-1]["position"]) if strategy.timeline else 0.0
+    funding = np.zeros(len(pnl))
+    if charge_funding and costs is not None and rows:
+        funding = costs.funding_paid_quote(
+            [r["ts"] for r in rows], [r["position"] for r in rows], [r["mid"] for r in rows]
+        )
+        pnl -= funding
+    position = float(rows[-1]["position"]) if rows else 0.0
     book = strategy.last_priced
     cost = 0.0
     if position != 0.0 and book is not None and costs is not None:
         cost = costs.close_out_quote(position, book.mid, book.best_bid, book.best_ask)
         pnl[-1] -= cost
-    return pnl, {"open_position_end": position, "close_cost": cost}
+    out = {"open_position_end": position, "close_cost": cost}
+    if charge_funding:
+        out["funding"] = float(funding[-1]) if len(funding) else 0.0
+    return pnl, out
 
 
 def strategy_figures(strategy: Any, events: int) -> dict[str, Any]:

@@ -11,9 +11,10 @@ trip costs. Fees are basis points of the traded notional:
 - a fully *aggressive* round trip pays ``2 x taker`` and the whole spread.
 
 Perpetuals pay funding at every funding time (00/08/16 UTC) a position spans: a long pays the
-rate, a short receives it. The rate is the configured ``funding_bps`` (Binance's baseline,
-1 bp per 8 h, by default for perps), not the catalog's funding updates (those feed the
-``funding_rate_bp`` feature, and a day's imports may hold none).
+rate, a short receives it. The rate settled at a funding time comes from the data where the
+catalog has it (:meth:`CostModel.with_funding` over the period's ``FundingRateUpdate``s, the
+rule in :func:`settled_funding`), else the configured ``funding_bps`` (Binance's baseline,
+1 bp per 8 h, by default for perps).
 
 >>> spot = CostModel.tier("spot")
 >>> spot.round_trip_bps(), spot.round_trip_bps("aggressive_exit", spread_bp=2.0)
@@ -21,15 +22,21 @@ rate, a short receives it. The rate is the configured ``funding_bps`` (Binance's
 >>> usdm = CostModel.tier("usdm")
 >>> usdm.round_trip_bps(), usdm.funding_bps_between(1, 0, 9 * 3600 * 10**9)
 (4.0, 1.0)
+>>> usdm.with_funding([_Update(10, 0.0003)]).funding_bps_between(1, 0, 9 * 3600 * 10**9)
+3.0
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import asdict
 from dataclasses import dataclass
+from dataclasses import replace
+from decimal import Decimal
 from typing import Any
 from typing import Literal
+from typing import NamedTuple
 
 import numpy as np
 
@@ -41,6 +48,7 @@ __all__ = [
     "FUNDING_PERIOD_NS",
     "CostModel",
     "ExecStyle",
+    "settled_funding",
 ]
 
 ExecStyle = Literal["passive", "aggressive_exit", "aggressive"]
@@ -60,15 +68,53 @@ FUNDING_PERIOD_NS = 8 * 3600 * 1_000_000_000
 DEFAULT_FUNDING_BPS = 1.0
 
 
+class _Update(NamedTuple):
+    """The fields :func:`settled_funding` reads of a Nautilus ``FundingRateUpdate``."""
+
+    ts_event: int
+    rate: float
+    interval: int | None = None
+
+
+def settled_funding(updates: Iterable[Any]) -> tuple[tuple[int, float], ...]:
+    """``(funding time ns, rate bp)`` per funding time the updates cover: the rate in force at
+    that time: a settlement record stamped exactly then (Binance's public ``fundingRate`` rows,
+    which carry an ``interval``), else the last estimate stamped in the period before it (a
+    recording's ``@markPrice`` ``r``, Tardis' ``funding_rate``: the running estimate of the
+    next settlement). A funding time with neither is left to the configured rate.
+
+    >>> h = 3600 * 10**9
+    >>> settled_funding([_Update(7 * h, 0.0002), _Update(9 * h, -0.0001), _Update(16 * h, 5e-4, 480)])
+    ((28800000000000, 2.0), (57600000000000, 5.0))
+    """
+    ups = sorted((int(u.ts_event), float(Decimal(str(u.rate)) * 10_000), u.interval is not None)
+                 for u in updates)  # fmt: skip
+    if not ups:
+        return ()
+    ts = np.array([u[0] for u in ups], dtype=np.int64)
+    out: list[tuple[int, float]] = []
+    first = int(ts[0]) // FUNDING_PERIOD_NS * FUNDING_PERIOD_NS
+    last = (int(ts[-1]) // FUNDING_PERIOD_NS + 1) * FUNDING_PERIOD_NS  # the next after the data
+    for t in range(first, last + 1, FUNDING_PERIOD_NS):
+        lo, before, at = np.searchsorted(ts, [t - FUNDING_PERIOD_NS, t, t + 1])
+        records = [u for u in ups[before:at] if u[2]]  # settlement records stamped at t
+        estimates = [u for u in ups[lo:before] if not u[2]]
+        if records or estimates:
+            out.append((t, (records or estimates)[-1][1]))
+    return tuple(out)
+
+
 @dataclass(frozen=True)
 class CostModel:
     """Maker/taker fees (bp of notional), and for perpetuals the funding rate per period (bp; a
-    long pays a positive rate)."""
+    long pays a positive rate): ``funding_rates`` (funding time ns, bp) settled from the data
+    where it has them (:meth:`with_funding`), ``funding_bps`` at every other funding time."""
 
     maker_bps: float
     taker_bps: float
     perp: bool = False
     funding_bps: float = 0.0
+    funding_rates: tuple[tuple[int, float], ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("maker_bps", "taker_bps", "funding_bps"):
@@ -77,6 +123,15 @@ class CostModel:
                 raise BadInputError(
                     f"CostModel.{name}: must be a finite number, got {v!r}", field=name
                 )
+        rates = tuple((int(t), float(r)) for t, r in self.funding_rates)
+        if not all(math.isfinite(r) for _, r in rates) or any(
+            t % FUNDING_PERIOD_NS for t, _ in rates
+        ):
+            raise BadInputError(
+                "CostModel.funding_rates: (funding time ns on the 8-hour grid, finite bp) pairs",
+                field="funding_rates",
+            )
+        object.__setattr__(self, "funding_rates", tuple(sorted(rates)))
         if self.taker_bps < 0 or self.maker_bps < -self.taker_bps:
             raise BadInputError(
                 f"CostModel: taker_bps must be >= 0 and maker_bps >= -taker_bps "
@@ -130,7 +185,15 @@ class CostModel:
             float(d["taker_bps"]),
             bool(d.get("perp", False)),
             float(d.get("funding_bps", 0.0)),
+            tuple((int(t), float(r)) for t, r in d.get("funding_rates", ())),
         )
+
+    def with_funding(self, updates: Iterable[Any]) -> CostModel:
+        """This model with the funding rates settled from a period's ``FundingRateUpdate``s
+        (:func:`settled_funding`; e.g. ``MarketCatalog.load_funding`` of each day). Spot, or
+        no updates: unchanged."""
+        rates = settled_funding(updates) if self.perp else ()
+        return replace(self, funding_rates=rates) if rates else self
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -161,19 +224,49 @@ class CostModel:
 
     def funding_bps_between(self, side: Any, t0_ns: Any, t1_ns: Any) -> Any:
         """Funding paid (bp of notional; negative: received) by a position of ``side`` (+1 long,
-        -1 short) held from ``t0_ns`` to ``t1_ns``: the rate times the funding times in
-        ``(t0, t1]``. Zero for spot. Works on arrays.
+        -1 short) held from ``t0_ns`` to ``t1_ns``: the sum of the rates settled at the funding
+        times in ``(t0, t1]``. Zero for spot. Works on arrays.
 
         >>> CostModel.tier("usdm").funding_bps_between(np.array([1, -1]), 0, FUNDING_PERIOD_NS)
         array([ 1., -1.])
         """
-        if not self.perp or self.funding_bps == 0.0:
+        if not self.perp:
             return 0.0 * np.asarray(side, dtype=np.float64) if np.ndim(side) else 0.0
-        t0 = np.asarray(t0_ns, dtype=np.int64)
-        t1 = np.asarray(t1_ns, dtype=np.int64)
-        crossings = t1 // FUNDING_PERIOD_NS - t0 // FUNDING_PERIOD_NS
-        out = np.asarray(side, dtype=np.float64) * self.funding_bps * np.maximum(crossings, 0)
+        k0 = np.asarray(t0_ns, dtype=np.int64) // FUNDING_PERIOD_NS
+        k1 = np.maximum(np.asarray(t1_ns, dtype=np.int64) // FUNDING_PERIOD_NS, k0)
+        total = self.funding_bps * (k1 - k0)
+        if self.funding_rates:  # the data's rates where it has them: a cumulative sum over them
+            ks = np.array([t // FUNDING_PERIOD_NS for t, _ in self.funding_rates], dtype=np.int64)
+            extra = np.r_[0.0, np.cumsum([r - self.funding_bps for _, r in self.funding_rates])]
+            total = total + extra[np.searchsorted(ks, k1, "right")] - extra[
+                np.searchsorted(ks, k0, "right")]  # fmt: skip
+        out = np.asarray(side, dtype=np.float64) * total
         return float(out) if out.ndim == 0 else out
+
+    def funding_paid_quote(self, ts_ns: Any, position: Any, mark: Any) -> np.ndarray:
+        """The funding a position path has paid by each sample (quote, cumulative; negative:
+        received): at every funding time after the first sample, the position of the last
+        sample before it, at that sample's ``mark``, times the rate settled then. What a
+        Nautilus backtest, whose venue settles no funding, is charged afterwards.
+
+        >>> h = 3600 * 10**9
+        >>> CostModel.tier("usdm").funding_paid_quote([7 * h, 9 * h], [2.0, 0.0], [100.0, 100.0])
+        array([0.  , 0.02])
+        """
+        ts = np.asarray(ts_ns, dtype=np.int64)
+        pos = np.asarray(position, dtype=np.float64)
+        mark = np.asarray(mark, dtype=np.float64)
+        paid = np.zeros(len(ts))
+        if not self.perp or len(ts) < 2:
+            return paid
+        priced = np.maximum.accumulate(np.where(np.isfinite(mark), np.arange(len(ts)), 0))
+        k = ts // FUNDING_PERIOD_NS
+        for i in np.flatnonzero(k[1:] > k[:-1]):  # samples i | i+1 straddle a funding time
+            px = mark[priced[i]]  # the last finite mark (a sample without a book has none)
+            if pos[i] != 0.0 and math.isfinite(px):
+                bp = self.funding_bps_between(1.0, ts[i], ts[i + 1])
+                paid[i + 1 :] += pos[i] * px * bp * 1e-4
+        return paid
 
     def close_out_quote(
         self, position: float, mid: float, best_bid: float, best_ask: float

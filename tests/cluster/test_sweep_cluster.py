@@ -34,7 +34,10 @@ def test_trials_spread_over_nodes(
     multinode_driver: ClusterInfo, synth_catalog: Path, tmp_path: Path, feature_cache: Path
 ) -> None:
     assert multinode_driver.nodes == 3
-    cfg = SweepConfig(num_samples=3, seed=2, space=TINY, scheduler="fifo", hmm_n_iter=10)
+    # one actor per trial: a reused actor could take every (tiny, fast) trial before the other
+    # nodes' actors have started on a loaded machine; the 3 one-CPU actors need 3 nodes
+    cfg = SweepConfig(num_samples=3, seed=2, space=TINY, scheduler="fifo", hmm_n_iter=10,
+                      reuse_actors=False)  # fmt: skip
     result = run_sweep(
         synth_catalog,
         cfg,

@@ -99,6 +99,23 @@ def test_backtest_engine_delivers_the_days_funding_updates(perp_catalog: MarketC
     assert probe.book_messages > 1000  # interleaved with the replayed book
 
 
+def test_the_cost_model_settles_funding_from_the_catalogs_rates(
+    perp_catalog: MarketCatalog,
+) -> None:
+    """``nhmm train``, the sweep and ``nhmm backtest`` price funding at the rate the data says
+    will be settled (the last ``@markPrice`` estimate before its funding time), not 1 bp."""
+    from training.costs import CostModel
+
+    sds = perp_catalog.symbol_days()
+    updates = perp_catalog.funding_of(sds)
+    [T] = {u.next_funding_ns for u in updates}
+    costs = CostModel.for_instrument(perp_catalog.instrument(sds[0].instrument_id))
+    settled = costs.with_funding(updates)
+    assert settled.funding_rates == ((T, float(updates[-1].rate) * 1e4),)
+    assert settled.funding_rates[0][1] == pytest.approx(1.284) != costs.funding_bps
+    assert settled.funding_bps_between(1, T - 1, T) == pytest.approx(1.284)
+
+
 def test_venue_replays_the_recordings_mark_price_frames(marked: tuple[Path, list]) -> None:
     path, frames = marked
     rec = load_recording([path])

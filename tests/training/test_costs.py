@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+from typing import Any
+
 import numpy as np
 import pytest
+from nautilus_trader.model.data import FundingRateUpdate
+from nautilus_trader.model.identifiers import InstrumentId
 
 from training.costs import FUNDING_PERIOD_NS
 from training.costs import CostModel
+from training.costs import settled_funding
 from training.data.instruments import binance_instrument
 from training.errors import BadInputError
 
@@ -39,6 +45,54 @@ def test_funding_when_a_position_spans_a_funding_time() -> None:
     assert perp.funding_bps_between(1, t + 1, 2 * t - 1) == 0.0  # no funding time inside
     assert perp.funding_bps_between(1, 0, 3 * t) == 3.0
     assert CostModel.tier("spot").funding_bps_between(1, 0, 3 * t) == 0.0
+
+
+H = 3600 * 10**9
+PERP = InstrumentId.from_str("BTCUSDT-PERP.BINANCE")
+
+
+def update(ts: int, rate: str, next_ns: int | None = None, interval: int | None = None) -> Any:
+    return FundingRateUpdate(
+        PERP, Decimal(rate), ts, ts, interval=interval, next_funding_ns=next_ns
+    )
+
+
+def test_the_rate_settled_at_a_funding_time_is_the_data_s() -> None:
+    t = FUNDING_PERIOD_NS
+    mark_price = [update(t - 2 * H, "0.00020", t), update(t - 1, "0.00030", t),  # the estimate
+                  update(t, "-0.00010", 2 * t)]  # after the settlement: the next one's  # fmt: skip
+    assert settled_funding(mark_price) == ((t, 3.0), (2 * t, -1.0))
+    public = [update(t, "0.00050", 2 * t, interval=480)]  # a settlement record, stamped at t
+    assert settled_funding(public) == ((t, 5.0),)
+    assert settled_funding([update(1, "0.001", t)]) == ((t, 10.0),)
+    stale = [update(0, "0.0004", t), update(2 * t + H, "0.0004", 3 * t)]
+    assert settled_funding(stale)[:2] == ((t, 4.0), (3 * t, 4.0))  # nothing said about 2t
+
+
+def test_funding_from_the_data_where_it_has_it_else_the_configured_rate() -> None:
+    t = FUNDING_PERIOD_NS
+    perp = CostModel.tier("usdm").with_funding([update(t - 1, "0.00030", t)])
+    assert perp.funding_rates == ((t, 3.0),)
+    assert perp.funding_bps_between(1, t - 10, t + 10) == 3.0  # the data's rate at t
+    assert perp.funding_bps_between(-1, t - 10, 2 * t) == -4.0  # 3 at t, configured 1 at 2t
+    np.testing.assert_allclose(
+        perp.funding_bps_between(np.array([1, 1, -1]), np.array([0, t, 0]),
+                                 np.array([t, 3 * t, 3 * t])), [3.0, 2.0, -5.0])  # fmt: skip
+    assert CostModel.from_dict(perp.to_dict()) == perp  # bundle metadata round trip
+    assert CostModel.tier("spot").with_funding([update(t - 1, "0.0003", t)]).funding_rates == ()
+    with pytest.raises(BadInputError, match="funding_rates"):
+        CostModel(2.0, 5.0, True, 1.0, ((t + 1, 3.0),))
+
+
+def test_funding_paid_by_a_position_path() -> None:
+    t = FUNDING_PERIOD_NS
+    perp = CostModel.tier("usdm").with_funding([update(t - 1, "0.00030", t)])
+    ts = [t - 2, t - 1, t + 1, t + 2, 2 * t + 1]
+    position = [0.5, 0.5, -1.0, 0.0, 0.0]
+    mark = [40_000.0, float("nan"), 40_100.0, 40_200.0, 40_300.0]  # no book at t - 1: last mark
+    paid = perp.funding_paid_quote(ts, position, mark)
+    np.testing.assert_allclose(paid, [0, 0, 6.0, 6.0, 6.0])  # 0.5 x 40 000 x 3 bp; flat at 2t
+    assert CostModel.tier("spot").funding_paid_quote(ts, position, mark).tolist() == [0.0] * 5
 
 
 def test_bad_fees_name_the_field() -> None:

@@ -292,6 +292,9 @@ def train(
         test_days=config.test_days,
         gap_s=0.0 if config.auto_horizon else config.labels.horizon_s,
     )
+    period = sorted(set(train_set.symbol_days) | set(test.symbol_days))
+    costs = config.labels.costs.with_funding(catalog.funding_of(period))
+    config = dataclasses.replace(config, labels=dataclasses.replace(config.labels, costs=costs))
     if config.auto_horizon:
         h = choose_horizon_s(train_set, config.labels.costs, config.labels.style)
         config = dataclasses.replace(

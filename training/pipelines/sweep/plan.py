@@ -229,7 +229,7 @@ def plan_sweep(
     price = float(np.nanmedian(tables[last].column("mid").to_numpy(zero_copy_only=False)))
     costs = CostModel.for_instrument(
         inst, maker_bps=config.maker_bps, taker_bps=config.taker_bps, fee_tier=config.fee_tier
-    )
+    ).with_funding(catalog.funding_of(sd for sd in all_sds if sd.instrument_id == str(inst.id)))
     return SweepPlan(
         catalog=catalog,
         symbol_days=sds,

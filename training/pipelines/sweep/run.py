@@ -95,7 +95,7 @@ def _run_tune(plan: SweepPlan, config: SweepConfig, run_dir: Path, verbose: int)
             num_samples=1,
             scheduler=scheduler,
             max_concurrent_trials=config.max_concurrent,
-            reuse_actors=True,  # a fresh actor re-imports xgboost/hmmlearn: seconds per trial
+            reuse_actors=config.reuse_actors,
         ),
         run_config=tune.RunConfig(
             name=f"{plan.sweep_id}-{time.strftime('%Y%m%dT%H%M%S')}",

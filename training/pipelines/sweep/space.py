@@ -68,7 +68,10 @@ class SweepConfig:
     The last ``test_days`` days are the test period: never seen by the search nor by the
     refit's model choice. ``bars="1m"`` sweeps FEATURES_BARS_V1 of the catalog's 1m klines
     instead of FEATURES_V1 of the book and trades. ``maker_bps``/``taker_bps``/``fee_tier`` override the instrument's
-    fees in the cost model (labels and the simulated objective alike).
+    fees in the cost model (labels and the simulated objective alike). ``reuse_actors``: a
+    finished trial's actor takes the next trial (a fresh one re-imports xgboost and hmmlearn,
+    seconds per trial); ``False`` gives every trial its own actor, so the first trials start
+    at once on every free CPU of the cluster whatever their speed. Neither changes a result.
     """
 
     symbols: tuple[str, ...] = ()
@@ -85,6 +88,7 @@ class SweepConfig:
     fee_tier: str | None = None
     test_days: int = 1
     bars: str | None = None
+    reuse_actors: bool = True
 
     def __post_init__(self) -> None:
         if self.num_samples < 1:
