@@ -1,13 +1,14 @@
 """``make demo``: the whole system on a small synthetic market and the real recording.
 
-Every step is echoed as the command a user would type, then run: synthesise 4 symbol-days ->
-``nhmm sweep`` (embedded Ray Tune, the last day held out: ``--test-days 1``) -> promote the
-winner -> ``serve run`` of the shipped Serve config in the background (its own port, checked on
-``/healthz``) -> ``nhmm backtest --serve`` on the held-out day -> ``nhmm acceptance`` (exit 1 =
-a check failed: shown, the demo goes on) and ``nhmm report`` -> ``python node/run.py --replay``
-of the real recording in ``../shared/data/binance-ws`` through the loopback venue, asking Serve
--> ``nhmm rollup`` of that node run -> Serve and its Ray stopped, and a check that no process
-the demo started is left. It ends with a table of the numbers and of where every output is.
+Every step is echoed as the command a user would type, then run: synthesise 3 symbol-days and a
+held-out 4th (its own seed and length) -> ``nhmm sweep`` (embedded Ray Tune, the last day held
+out: ``--test-days 1``) -> promote the winner -> ``serve run`` of the shipped Serve config in
+the background (its own port, checked on ``/healthz``) -> ``nhmm backtest --serve`` on the
+held-out day -> ``nhmm acceptance`` (exit 1 = a check failed: shown, the demo goes on) and
+``nhmm report`` -> ``python node/run.py --replay`` of the real recording in
+``../shared/data/binance-ws`` through the loopback venue, asking Serve -> ``nhmm rollup`` of
+that node run -> Serve and its Ray stopped, and a check that no process the demo started is
+left. It ends with a table of the numbers and of where every output is.
 
 ``OUT/commands.sh`` is the transcript (every command as echoed), ``OUT/logs/`` every step's
 output (also shown as it runs, but the node's and Serve's), ``OUT/demo.json`` the step
@@ -68,11 +69,13 @@ class DemoError(NhmmError):
 
 @dataclass(frozen=True)
 class DemoConfig:
-    """The demo's size: ``day_seconds`` per synthetic day, Tune ``num_samples``, replay
-    ``speed``; ``serve_timeout_s`` for ``/healthz``."""
+    """The demo's size: ``day_seconds`` per synthetic search day, ``held_out_seconds`` of the
+    held-out day (``None``: ``day_seconds``; the backtest asks Serve once per second of it),
+    Tune ``num_samples``, replay ``speed``; ``serve_timeout_s`` for ``/healthz``."""
 
     out: Path = Path("demo_run")
     day_seconds: int = 3 * 3600
+    held_out_seconds: int | None = None
     num_samples: int = 4
     seed: int = 7
     speed: float = 10.0
@@ -265,9 +268,15 @@ def _steps(demo: _Demo, out: Path) -> dict[str, Any]:
     cfg = demo.cfg
     catalog, sweeps, run, node_dir = out / "catalog", out / "sweeps", out / "backtest", out / "node"
     held_out = (START + datetime.timedelta(days=N_DAYS - 1)).isoformat()
-    demo.nhmm("synthesise 4 symbol-days", "data", "synth", "--symbol", SYMBOL, "--days",
-              str(N_DAYS), "--seed", str(cfg.seed), "--day-seconds", str(cfg.day_seconds),
-              "--start", START.isoformat(), "--out", shown(catalog))  # fmt: skip
+    demo.nhmm(f"synthesise {N_DAYS - 1} symbol-days to search and train", "data", "synth",
+              "--symbol", SYMBOL, "--days", str(N_DAYS - 1), "--seed", str(cfg.seed),
+              "--day-seconds", str(cfg.day_seconds), "--start", START.isoformat(),
+              "--out", shown(catalog))  # fmt: skip
+    held_out_s = cfg.held_out_seconds or cfg.day_seconds
+    demo.nhmm("synthesise the held-out day", "data", "synth", "--symbol", SYMBOL, "--days", "1",
+              "--seed", str(cfg.seed + 1), "--day-seconds", str(held_out_s), "--start", held_out,
+              "--out", shown(catalog),
+              note="the same market, its own seed: nothing of it is in the search days")  # fmt: skip
     demo.nhmm("sweep on Ray Tune (embedded), last day held out", "sweep", "--catalog",
               shown(catalog), "--symbols", SYMBOL, "--num-samples", str(cfg.num_samples),
               "--seed", str(cfg.seed), "--k", "3", "--covariance", "diag", "--test-days", "1",
@@ -360,12 +369,15 @@ def main(argv: list[str] | None = None) -> int:
     defaults = DemoConfig()
     parser.add_argument("--out", type=Path, default=defaults.out)
     parser.add_argument("--day-seconds", type=int, default=defaults.day_seconds)
+    parser.add_argument("--held-out-seconds", type=int, default=defaults.held_out_seconds,
+                        help="the held-out day's length (default: --day-seconds)")  # fmt: skip
     parser.add_argument("--num-samples", type=int, default=defaults.num_samples)
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--speed", type=float, default=defaults.speed)
     parser.add_argument("--serve-timeout-s", type=float, default=defaults.serve_timeout_s)
     args = parser.parse_args(argv)
-    cfg = DemoConfig(out=args.out, day_seconds=args.day_seconds, num_samples=args.num_samples,
+    cfg = DemoConfig(out=args.out, day_seconds=args.day_seconds,
+                     held_out_seconds=args.held_out_seconds, num_samples=args.num_samples,
                      seed=args.seed, speed=args.speed, serve_timeout_s=args.serve_timeout_s)  # fmt: skip
     try:
         run_demo(cfg)

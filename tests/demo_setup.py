@@ -2,10 +2,11 @@
 ``tests/docs/test_readme.py``: ``python -m ops.demo`` (the Makefile's recipe) as a child
 process at :data:`TINY` sizes, in a temp dir removed at exit.
 
-The sizes are about the smallest the sweep takes reliably: 2-hour synthetic days (the
+The sizes are about the smallest the sweep takes reliably: 2-hour synthetic search days (the
 features warm up for 600 s, label horizons reach 600 s, and a fold needs validation rows after
-its purge gap), 2 Tune trials, the real recording replayed at 40x (the node asks Serve off
-its event loop, so it keeps up).
+its purge gap), a 30-minute held-out day (20 minutes of samples after the warm-up: the Serve
+backtest asks once per sampled second, about 100 s for a 2-hour day), 2 Tune trials, the real
+recording replayed at 40x (the node asks Serve off its event loop, so it keeps up).
 
 :func:`start_tiny_demo` starts it without waiting, so a test can run its own work beside it
 (the README's paper nodes, once :func:`wait_for_live_model`); :func:`tiny_demo` waits for it.
@@ -27,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = ("--day-seconds", "7200", "--num-samples", "2", "--speed", "40")
+TINY = ("--day-seconds", "7200", "--held-out-seconds", "1800", "--num-samples", "2",
+        "--speed", "40")  # fmt: skip
 
 
 @dataclass(frozen=True)

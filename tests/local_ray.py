@@ -1,4 +1,4 @@
-"""A fresh embedded local Ray for one test module (the feature cache and sweep tests use it)."""
+"""A fresh embedded local Ray for tests (the training package's feature cache and sweep tests)."""
 
 from __future__ import annotations
 

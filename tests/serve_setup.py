@@ -81,7 +81,7 @@ class ServeChild:
     def stop(self) -> None:
         """End the child's processes (SIGTERM, then SIGKILL): a test needs no graceful Serve
         shutdown (it took over a minute after the live-node tests)."""
-        kill_processes(self.pids, 5.0)
+        kill_processes(self.pids)
         self.proc.wait()
         subprocess.run(["rm", "-rf", str(self._dir)], check=False)
 

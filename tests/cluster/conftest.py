@@ -68,7 +68,7 @@ def ray_multinode() -> Iterator[object]:
         started = with_descendants(roots, process_table())
         cluster.shutdown()
         # Agents and workers of a node can outlive its raylet; end exactly those we saw.
-        kill_processes(lambda: started, timeout_s=5.0)
+        kill_processes(lambda: started)
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from ops.demo import DemoConfig
 from ops.demo import DemoError
 from ops.demo import run_demo
 from tests.demo_setup import REPO
+from tests.demo_setup import TINY
 from tests.demo_setup import DemoRun
 from tests.demo_setup import tiny_demo
 
@@ -53,8 +54,14 @@ def test_every_step_is_echoed_as_a_command_in_order(demo: DemoRun) -> None:
     assert at == sorted(at), cmds
     for c in cmds:  # each echoed line was printed as typed, with its `$ `
         assert f"$ {c}" in demo.output
-    synth = shlex.split(next(c for c in cmds if c.startswith("nhmm data synth")))
-    assert synth[synth.index("--days") + 1] == "4"
+    search, held_out = (shlex.split(c) for c in cmds if c.startswith("nhmm data synth"))
+    for synth, days, start, seed in ((search, "3", "2024-01-01", "7"),
+                                     (held_out, "1", "2024-01-04", "8")):  # fmt: skip
+        assert synth[synth.index("--days") + 1] == days
+        assert synth[synth.index("--start") + 1] == start
+        assert synth[synth.index("--seed") + 1] == seed  # the held-out day is no search day's copy
+    held_out_s = TINY[TINY.index("--held-out-seconds") + 1]  # the test's size, not day_seconds
+    assert held_out[held_out.index("--day-seconds") + 1] == held_out_s
     sweep = next(c for c in cmds if c.startswith("nhmm sweep"))
     assert "--test-days 1" in sweep and "--num-samples 2" in sweep
     serve_url = demo.result["serve_url"]

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.local_ray import local_ray_session
 from training.data.catalog import MarketCatalog
 from training.features import schema_for
 from training.features.cache import cache_key
@@ -17,12 +15,6 @@ from training.features.cache import cached_features
 from training.features.cache import load_tables
 from training.features.offline import extract_many
 from training.features.offline import z_columns
-
-
-@pytest.fixture(scope="module")
-def local_ray() -> Iterator[None]:
-    with local_ray_session():
-        yield
 
 
 def test_cache_key_depends_on_data_and_schema(synth_catalog: Path) -> None:

@@ -1,4 +1,6 @@
-"""One embedded local Ray for the sweep tests of this package (a Ray start is 15-30 s)."""
+"""One embedded local Ray for the training tests that use one (the feature cache's and the
+sweeps'): a Ray start is 10-30 s on the test machine, so it is started once, at the first such
+test, and shut down after the package's last test."""
 
 from __future__ import annotations
 
