@@ -40,6 +40,7 @@ import math
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,10 @@ START = datetime.date(2024, 1, 1)
 MULTIPLES = (1.0, 2.0, 4.0)
 MIN_CONFS = (0.5, 0.6, 0.7, 0.8, 0.9)
 TTLS = (5.0, 30.0, 120.0)
+#: What a grid point of this bench is.
+KEYS = ("horizon_multiple", "min_conf", "entry_ttl_s")
+#: bench_edge's acceptance seeds: nothing is ever chosen on them.
+ACCEPTANCE_SEEDS = frozenset({1, 2, 3, 4, 5})
 
 
 def day_answers(catalog: Any, symbol: str, day: datetime.date, schema: Any) -> tuple:
@@ -72,12 +77,24 @@ def day_answers(catalog: Any, symbol: str, day: datetime.date, schema: Any) -> t
     return market, X, market.cols["session"][rows]
 
 
-def one_seed(seed: int, day_seconds: int, root: Path) -> list[dict[str, Any]]:
-    """Every grid point's simulated net PnL on days 3 and 4 of ``seed``'s market."""
-    import dataclasses
+@dataclass(frozen=True, eq=False)
+class SeedSetup:
+    """What every grid point of one seed shares: the market, its training rows, the HMM fit on
+    days 1-2, and days 3 and 4 as their backtests see them (``held``: day -> ``day_answers``)."""
 
-    from node.config import PolicyHMMStrategyConfig
-    from node.config import rule_config
+    seed: int
+    symbol: str
+    instrument: Any
+    costs: Any
+    schema: Any
+    train_set: Any
+    base: Any  # TrainConfig: nhmm train's settings, seed 0
+    fit: Any  # HMMFit on days 1-2
+    held: dict[datetime.date, tuple]
+
+
+def setup_seed(seed: int, day_seconds: int, root: Path) -> SeedSetup:
+    """``seed``'s market (``bench_edge``'s: usdm, 4 days, realistic preset) and its HMM fit."""
     from training.costs import CostModel
     from training.data.catalog import MarketCatalog
     from training.data.sources.synth import preset
@@ -88,8 +105,6 @@ def one_seed(seed: int, day_seconds: int, root: Path) -> list[dict[str, Any]]:
     from training.models.policy import PolicyConfig
     from training.pipelines import train as pipeline
     from training.pipelines.feature_set import load_feature_sets
-    from training.simulation.simulator import model_answers
-    from training.simulation.simulator import simulate
 
     synth(preset("realistic", market="usdm", days=4, seed=seed, day_seconds=day_seconds),
           root / "cat")  # fmt: skip
@@ -106,20 +121,42 @@ def one_seed(seed: int, day_seconds: int, root: Path) -> list[dict[str, Any]]:
     )
     fit = fit_hmm(train_set.X, train_set.lengths, pipeline._hmm_config(base, schema))
     held = {d: day_answers(catalog, symbol, d, schema) for d in days[2:]}
-    horizons = {m: pipeline.choose_horizon_s(train_set, costs, multiple=m) for m in MULTIPLES}
+    return SeedSetup(seed, symbol, instrument, costs, schema, train_set, base, fit, held)
+
+
+def sim_day(
+    s: SeedSetup, market: Any, actions: Any, confidence: Any, hold_s: float, **strategy: Any
+) -> dict[str, float]:
+    """The simulator's metrics of one held-out day, traded with the strategy config's rules
+    (its defaults, overridden by ``strategy``, e.g. ``min_conf``)."""
+    from node.config import PolicyHMMStrategyConfig
+    from node.config import rule_config
+    from training.simulation.simulator import simulate
+
+    strat = PolicyHMMStrategyConfig(instrument_id=s.symbol, trading_enabled=True, **strategy)
+    sim = simulate(market, actions, confidence, rule_config(strat, s.instrument, hold_s),
+                   s.costs, exit_requote_s=strat.exit_requote_s)  # fmt: skip
+    return sim.metrics()
+
+
+def one_seed(seed: int, day_seconds: int, root: Path) -> list[dict[str, Any]]:
+    """Every grid point's simulated net PnL on days 3 and 4 of ``seed``'s market."""
+    import dataclasses
+
+    from training.pipelines import train as pipeline
+    from training.simulation.simulator import model_answers
+
+    s = setup_seed(seed, day_seconds, root)
+    horizons = {m: pipeline.choose_horizon_s(s.train_set, s.costs, multiple=m) for m in MULTIPLES}
     rows = []
     for h in sorted(set(horizons.values())):
-        cfg = dataclasses.replace(base, labels=dataclasses.replace(base.labels, horizon_s=h))
-        model = pipeline.fit_model(train_set, schema, cfg, hmm_fit=fit)
-        for day, (market, X, sessions) in held.items():
+        labels = dataclasses.replace(s.base.labels, horizon_s=h)
+        cfg = dataclasses.replace(s.base, labels=labels)
+        model = pipeline.fit_model(s.train_set, s.schema, cfg, hmm_fit=s.fit)
+        for day, (market, X, sessions) in s.held.items():
             actions, confidence = model_answers(model.params, model.policy, X, sessions)
             for min_conf, ttl in itertools.product(MIN_CONFS, TTLS):
-                strat = PolicyHMMStrategyConfig(
-                    instrument_id=symbol, trading_enabled=True, min_conf=min_conf, entry_ttl_s=ttl
-                )
-                sim = simulate(market, actions, confidence, rule_config(strat, instrument, h),
-                               costs, exit_requote_s=strat.exit_requote_s)  # fmt: skip
-                m = sim.metrics()
+                m = sim_day(s, market, actions, confidence, h, min_conf=min_conf, entry_ttl_s=ttl)
                 for mult in (k for k, v in horizons.items() if v == h):
                     rows.append({"seed": seed, "day": day.isoformat(), "horizon_multiple": mult,
                                  "horizon_s": h, "min_conf": min_conf, "entry_ttl_s": ttl,
@@ -128,18 +165,19 @@ def one_seed(seed: int, day_seconds: int, root: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def grid(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per grid point: mean, standard error and score (mean - 1 SE) over the seed-days."""
+def grid(rows: list[dict[str, Any]], keys: tuple[str, ...] = KEYS) -> list[dict[str, Any]]:
+    """Per grid point (the rows' ``keys`` values): mean, standard error and score (mean - 1 SE)
+    of the net PnL over the seed-days, how many were positive, round trips per day."""
     points: dict[tuple, list[dict[str, Any]]] = {}
     for r in rows:
-        points.setdefault((r["horizon_multiple"], r["min_conf"], r["entry_ttl_s"]), []).append(r)
+        points.setdefault(tuple(r[k] for k in keys), []).append(r)
     out = []
-    for (mult, mc, ttl), rs in sorted(points.items()):
+    for point, rs in sorted(points.items()):
         pnl = [r["net_pnl"] for r in rs]
         n = len(pnl)
         mean = sum(pnl) / n
         se = (sum((p - mean) ** 2 for p in pnl) / (n - 1) / n) ** 0.5 if n > 1 else math.inf
-        out.append({"horizon_multiple": mult, "min_conf": mc, "entry_ttl_s": ttl, "n": n,
+        out.append({**dict(zip(keys, point, strict=True)), "n": n,
                     "mean_net_pnl": mean, "se": se, "score": mean - se,
                     "positive": sum(p > 0 for p in pnl),
                     "round_trips_per_day": sum(r["round_trips"] for r in rs) / n,
@@ -147,10 +185,12 @@ def grid(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def choose(points: list[dict[str, Any]], current: tuple[float, float, float]) -> dict[str, Any]:
+def choose(
+    points: list[dict[str, Any]], current: tuple, keys: tuple[str, ...] = KEYS
+) -> dict[str, Any]:
     """The stated rule: highest score; ties: higher mean, then the current default."""
     return max(points, key=lambda p: (round(p["score"], 9), round(p["mean_net_pnl"], 9),
-               (p["horizon_multiple"], p["min_conf"], p["entry_ttl_s"]) == current))  # fmt: skip
+               tuple(p[k] for k in keys) == tuple(current)))  # fmt: skip
 
 
 def plot(points: list[dict[str, Any]], path: Path) -> None:
@@ -183,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[6, 7, 8, 9, 10])
     ap.add_argument("--day-seconds", type=int, default=21_600)
     args = ap.parse_args(argv)
-    if set(args.seeds) & {1, 2, 3, 4, 5}:
+    if set(args.seeds) & ACCEPTANCE_SEEDS:
         ap.error("seeds 1-5 are bench_edge's acceptance seeds: never choose defaults on them")
     current = (HORIZON_COST_MULTIPLE, GuardLimits().min_conf, RuleConfig(GuardLimits()).entry_ttl_s)
     RESULTS.mkdir(parents=True, exist_ok=True)

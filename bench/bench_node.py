@@ -177,8 +177,10 @@ def train_model(root: Path) -> Path:
     days = [sd.day for sd in catalog.symbol_days("BTCUSDT")]
     cfg = TrainConfig(
         hmm=HMMConfig(k_range=(3, 3), covariance_type="diag", n_init=1),
-        labels=LabelConfig(horizon_s=30.0, costs=CostModel(0.25, 0.25)),
-        policy=PolicyConfig(buy_threshold=0.34, sell_threshold=0.34, n_estimators=30),
+        labels=LabelConfig(horizon_s=30.0, costs=CostModel(0.25, 0.25), min_edge_bps=0.0),
+        policy=PolicyConfig(
+            buy_threshold=0.34, sell_threshold=0.34, n_estimators=30, max_depth=4, subsample=1.0
+        ),
     )
     schema = schema_for("spot", min_periods_s=120.0, standardise_window_s=600.0)
     bundle, _ = train(catalog, "BTCUSDT", days[:2], cfg, schema=schema)

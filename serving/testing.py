@@ -56,7 +56,8 @@ def make_bundle(
     labels = np.where(states == 0, 0, np.where(states == 1, 2, 1))
     flip = rng.random(n) < 0.2
     labels[flip] = rng.integers(0, 3, flip.sum())
-    pc = PolicyConfig(n_estimators=15, max_depth=3, early_stopping_rounds=5)
+    pc = PolicyConfig(n_estimators=15, max_depth=3, early_stopping_rounds=5, subsample=1.0,
+                      buy_threshold=0.45, sell_threshold=0.45)  # fmt: skip
     head = fit_policy(post, X, labels, pc)
     bundle = ModelBundle.from_parts(
         schema=schema,

@@ -61,10 +61,17 @@ def setup(public_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple:
     config = TrainConfig(
         hmm=HMMConfig(k_range=(2, 2), covariance_type="diag", n_init=2),
         policy=PolicyConfig(
-            valid_frac=0.15, min_child_weight=1.0, buy_threshold=0.0, sell_threshold=0.0
+            valid_frac=0.15,
+            min_child_weight=1.0,
+            buy_threshold=0.0,
+            sell_threshold=0.0,
+            max_depth=4,
+            subsample=1.0,
         ),
         labels=LabelConfig(
-            horizon_s=60.0, costs=CostModel.for_instrument(inst, maker_bps=0.0, taker_bps=0.0)
+            horizon_s=60.0,
+            costs=CostModel.for_instrument(inst, maker_bps=0.0, taker_bps=0.0),
+            min_edge_bps=0.0,
         ),
         test_days=0,
         holdout_frac=0.15,

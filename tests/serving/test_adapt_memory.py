@@ -69,7 +69,8 @@ def day() -> Day:
     labels = np.where(regime == 0, 0, np.where(regime == 1, 2, 1))
     flip = rng.random(len(X)) < 0.2
     labels[flip] = rng.integers(0, 3, int(flip.sum()))
-    pc = PolicyConfig(n_estimators=15, max_depth=3, early_stopping_rounds=5)
+    pc = PolicyConfig(n_estimators=15, max_depth=3, early_stopping_rounds=5, subsample=1.0,
+                      buy_threshold=0.45, sell_threshold=0.45)  # fmt: skip
     bundle = ModelBundle.from_parts(
         schema=schema,
         hmm=fit.params,

@@ -37,13 +37,15 @@ CLASS_NAMES = ("sell", "flat", "buy")
 @dataclass(frozen=True)
 class LabelConfig:
     """Horizon and costs: the round trip of ``costs`` in execution ``style`` (the strategy's is
-    ``passive``), and ``min_edge_bps`` demanded on top. The default costs are Binance spot's
-    default tier (10 bp a side); the pipelines always pass the instrument's own."""
+    ``passive``), and ``min_edge_bps`` demanded on top (2 bp by default: a move that only just
+    pays the fees is not worth a trade; chosen in ``bench/bench_head.py`` on development seeds).
+    The default costs are Binance spot's default tier (10 bp a side); the pipelines always pass
+    the instrument's own."""
 
     horizon_s: float = 300.0
     costs: CostModel = field(default_factory=lambda: CostModel.tier("spot"))
     style: str = "passive"
-    min_edge_bps: float = 0.0
+    min_edge_bps: float = 2.0
 
     def __post_init__(self) -> None:
         if not self.horizon_s > 0:

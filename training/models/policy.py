@@ -25,15 +25,21 @@ _SELL, _FLAT, _BUY = 0, 1, 2
 
 @dataclass(frozen=True)
 class PolicyConfig:
-    """XGBoost hyper-parameters and the decision thresholds on P(buy) / P(sell)."""
+    """XGBoost hyper-parameters and the decision thresholds on P(buy) / P(sell).
 
-    max_depth: int = 4
+    The defaults (``nhmm train``'s) were chosen in ``bench/bench_head.py`` on development seeds
+    by a rule fixed in advance: shallow trees on half the rows per round and a 0.55 threshold.
+    The 1-s rows' labels overlap for a whole horizon, so the head sees far fewer independent
+    outcomes than rows; the old depth-4 head fitted noise (held-out simulated net PnL
+    +3.8 ± 1.9 USDT a day better with these, with labels' ``min_edge_bps`` 2)."""
+
+    max_depth: int = 2
     eta: float = 0.1
     n_estimators: int = 200
     min_child_weight: float = 5.0
-    subsample: float = 1.0
-    buy_threshold: float = 0.45
-    sell_threshold: float = 0.45
+    subsample: float = 0.5
+    buy_threshold: float = 0.55
+    sell_threshold: float = 0.55
     seed: int = 0
     nthread: int = 1
     early_stopping_rounds: int = 20

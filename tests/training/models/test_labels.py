@@ -37,7 +37,7 @@ def test_make_labels_thresholds_and_costs() -> None:
     mid = np.array([100.0, 100.03, 100.0, 99.97, 100.0, 100.0])  # ~ +3, -3, -3, +3 bp steps
     spread = np.array([2.0, 2.0, 6.0, 2.0, 2.0, 2.0])
     costs = CostModel(maker_bps=1.0, taker_bps=2.0)
-    lab = make_labels(ts, mid, spread, LabelConfig(horizon_s=1.0, costs=costs))
+    lab = make_labels(ts, mid, spread, LabelConfig(horizon_s=1.0, costs=costs, min_edge_bps=0.0))
     np.testing.assert_allclose(lab.cost_bp, 2.0)  # passive: 2 x maker, no spread crossed
     assert lab.classes.dtype == np.int8
     # t0: +3bp > 2 -> buy; t1: -3bp < -2 -> sell; t2: -3bp -> sell; t3: +3bp -> buy
@@ -45,11 +45,14 @@ def test_make_labels_thresholds_and_costs() -> None:
     assert lab.valid.tolist() == [True] * 5 + [False]
     np.testing.assert_allclose(lab.forward_return_bp[0], 1e4 * np.log(100.03 / 100.0))
     # an aggressive exit pays maker + taker + half the spread: 3 + 1 = 4 bp at t0, 6 bp at t2
-    aggr = make_labels(ts, mid, spread, LabelConfig(1.0, costs, style="aggressive_exit"))
+    aggr = make_labels(ts, mid, spread, LabelConfig(1.0, costs, "aggressive_exit", 0.0))
     np.testing.assert_allclose(aggr.cost_bp, 3.0 + 0.5 * spread)
     assert aggr.classes.tolist() == [FLAT] * 6
     edged = make_labels(ts, mid, spread, LabelConfig(horizon_s=1.0, costs=costs, min_edge_bps=1.5))
     assert edged.classes.tolist() == [FLAT] * 6
+    # by default a label demands 2 bp beyond the round trip: 3 bp moves no longer pay
+    assert LabelConfig().min_edge_bps == 2.0
+    assert make_labels(ts, mid, spread, LabelConfig(1.0, costs)).classes.tolist() == [FLAT] * 6
 
 
 def test_flat_zero_spread_market_is_flat_unless_the_move_beats_two_fees() -> None:
@@ -59,11 +62,11 @@ def test_flat_zero_spread_market_is_flat_unless_the_move_beats_two_fees() -> Non
     steps = np.array([0.0, 0.9, -0.9, 1.1, -1.1, 0.0]) * 2 * fee  # bp
     mid = 100.0 * np.exp(np.cumsum(steps) * 1e-4)
     lab = make_labels(np.arange(6) * S, mid, np.zeros(6),
-                      LabelConfig(horizon_s=1.0, costs=CostModel(fee, fee)))  # fmt: skip
+                      LabelConfig(horizon_s=1.0, costs=CostModel(fee, fee), min_edge_bps=0.0))  # fmt: skip
     assert lab.classes.tolist() == [FLAT, FLAT, BUY, SELL, FLAT, FLAT]
     assert (lab.valid[:5]).all()
     flat = make_labels(np.arange(50) * S, np.full(50, 100.0), np.zeros(50),
-                       LabelConfig(horizon_s=5.0, costs=CostModel(fee, fee)))  # fmt: skip
+                       LabelConfig(horizon_s=5.0, costs=CostModel(fee, fee), min_edge_bps=0.0))  # fmt: skip
     assert (flat.classes == FLAT).all()
 
 
@@ -73,9 +76,11 @@ def test_perp_labels_pay_funding_across_a_funding_time() -> None:
     ts = np.array([eight - 2 * S, eight + 3 * S])
     mid = np.array([100.0, 100.0 * np.exp(3.0e-4)])
     perp = CostModel(maker_bps=1.0, taker_bps=2.0, perp=True, funding_bps=1.5)
-    lab = make_labels(ts, mid, np.zeros(2), LabelConfig(horizon_s=5.0, costs=perp))
+    lab = make_labels(ts, mid, np.zeros(2), LabelConfig(5.0, perp, min_edge_bps=0.0))
     assert lab.classes[0] == FLAT  # 3 bp < 2 bp round trip + 1.5 bp funding
-    spot = make_labels(ts, mid, np.zeros(2), LabelConfig(horizon_s=5.0, costs=CostModel(1.0, 2.0)))
+    spot = make_labels(
+        ts, mid, np.zeros(2), LabelConfig(5.0, CostModel(1.0, 2.0), min_edge_bps=0.0)
+    )
     assert spot.classes[0] == BUY
 
 

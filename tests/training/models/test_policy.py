@@ -35,7 +35,8 @@ def data() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
 @pytest.fixture(scope="module")
 def head(data: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]) -> PolicyHead:
     post, feat, labels, _ = data
-    return fit_policy(post[:3000], feat[:3000], labels[:3000], PolicyConfig(n_estimators=100))
+    config = PolicyConfig(n_estimators=100, buy_threshold=0.45, sell_threshold=0.45)
+    return fit_policy(post[:3000], feat[:3000], labels[:3000], config)
 
 
 def test_time_split_is_ordered_with_gap() -> None:
