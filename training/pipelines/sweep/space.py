@@ -158,6 +158,7 @@ def train_config(trial: dict[str, Any], settings: dict[str, Any]) -> TrainConfig
             min_child_weight=trial["min_child_weight"],
             buy_threshold=trial["threshold"],
             sell_threshold=trial["threshold"],
+            subsample=1.0,  # not searched: every row, as bench_null measured the sweep
             seed=trial["policy_seed"],
         ),
         # the sweep searches the head and its threshold; its labels demand the round trip only
