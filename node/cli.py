@@ -118,6 +118,8 @@ def strategy_config(
 )
 @click.option("--max-scale", type=int, default=RuleConfig().max_scale, show_default=True,
               help="The largest multiple of the base entry size scale-up reaches.")  # fmt: skip
+@click.option("--long-only/--no-long-only", default=RuleConfig().long_only, show_default=True,
+              help="Sell signals never open a short (a spot account without base).")  # fmt: skip
 @bars_option(
     "Trade a FEATURES_BARS_V1 model on the catalog's 1m klines (orders on bar closes) "
     "instead of the order book."
@@ -144,6 +146,7 @@ def backtest(
     risk_budget: float,
     scale_up_cycles: int,
     max_scale: int,
+    long_only: bool,
     bars: str | None,
 ) -> None:
     """Backtest the strategy on catalog symbol-days; writes reports and summary.json to --out."""
@@ -156,7 +159,8 @@ def backtest(
         raise click.BadParameter(f"must be > 0, got {budget_ms}", param_hint="--budget-ms")
     cfg = strategy_config(symbol, min_conf, trading, hold_s, stop_loss_bps, signal_exit, vwap_mode,
                           risk_budget=risk_budget, scale_up_cycles=scale_up_cycles,
-                          max_scale=max_scale, modelled_latency_ms=model_latency_ms)  # fmt: skip
+                          max_scale=max_scale, long_only=long_only,
+                          modelled_latency_ms=model_latency_ms)  # fmt: skip
     venue = VenueOptions(fill_model=fill_model, latency_ms=latency_ms)
     args = (MarketCatalog(catalog_root), symbol, list(days) or None, model_ref,
             Registry(registry_root), out_dir, cfg, venue)  # fmt: skip

@@ -66,6 +66,8 @@ class PolicyHMMStrategyConfig(StrategyConfig, frozen=True):
     multiple after every ``scale_up_cycles`` clean round trips, to ``max_scale`` x; the first
     guardrail hit (not CONF/COOLDOWN) or STOP/KILL steps back one
     (:class:`training.simulation.scale.ScaleUp`; a restart starts at 1 x).
+    ``long_only``: sell signals never open a short. Spot accounts that hold no base asset need
+    it (off by default: on spot a sell sells the account's base, a short against its start).
     ``modelled_latency_ms``: in a backtest, how long after a sample the model's answer arrives
     (``None``: the measured call time), so the LATENCY guard sees it and the decision meets the
     book of that moment (:class:`node.inference.InferenceQueue`); the backtest sets it for the
@@ -108,6 +110,7 @@ class PolicyHMMStrategyConfig(StrategyConfig, frozen=True):
     risk_budget: float = _RULES.risk_budget
     scale_up_cycles: int = _RULES.scale_up_cycles
     max_scale: int = _RULES.max_scale
+    long_only: bool = _RULES.long_only
 
     def __post_init__(self) -> None:
         rules = {f: getattr(self, f) for f in _RULE_FIELDS if getattr(self, f) is not None}
@@ -127,7 +130,7 @@ class PolicyHMMStrategyConfig(StrategyConfig, frozen=True):
 #: The config fields named and checked as in :class:`RuleConfig` and :class:`GuardLimits`.
 _RULE_FIELDS = ("hold_s", "stop_loss_bps", "signal_exit", "vwap_mode", "vwap_anchor_bps",
                 "entry_ttl_s", "notional_multiple", "exit_cross_s", "max_slippage_bps",
-                "risk_budget", "scale_up_cycles", "max_scale")  # fmt: skip
+                "risk_budget", "scale_up_cycles", "max_scale", "long_only")  # fmt: skip
 _LIMIT_FIELDS = tuple(GuardLimits.__dataclass_fields__)
 
 
@@ -157,4 +160,5 @@ def rule_config(config: PolicyHMMStrategyConfig, instrument: Any, hold_s: float)
         risk_budget=config.risk_budget,
         scale_up_cycles=config.scale_up_cycles,
         max_scale=config.max_scale,
+        long_only=config.long_only,
     )

@@ -28,7 +28,7 @@ __all__ = ["STRATEGY_OPTIONS", "node", "parity", "rollup_hook", "run"]
 #: ``nhmm backtest`` options the node takes as they are (one option set, one config).
 STRATEGY_OPTIONS = ("model_ref", "registry_root", "serve_url", "budget_ms", "min_conf", "trading",
                     "hold_s", "stop_loss_bps", "signal_exit", "vwap_mode", "risk_budget",
-                    "scale_up_cycles", "max_scale")  # fmt: skip
+                    "scale_up_cycles", "max_scale", "long_only")  # fmt: skip
 
 
 def rollup_hook(to: str, echo: Any = click.echo) -> Any:
@@ -146,7 +146,7 @@ def run(environment: str, confirmed: bool, account: str, symbol: str, replay: tu
 
     if Path(env_file).is_file():
         load_dotenv(env_file, override=False)
-    changes = {k: strategy[k] for k in ("risk_budget", "scale_up_cycles", "max_scale")}
+    changes = {k: strategy[k] for k in ("risk_budget", "scale_up_cycles", "max_scale", "long_only")}
     if max_position is not None:
         changes["max_position"] = max_position
     if strategy["budget_ms"] is not None:

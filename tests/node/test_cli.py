@@ -40,3 +40,28 @@ def test_missing_symbol_or_day_is_one_line_and_exit_2(
 def test_command_module_is_light_at_import() -> None:
     """``nhmm --help`` imports every command module: nothing heavy in this one."""
     assert heavy_imports("node.cli") == []
+
+
+def test_long_only_backtest_never_goes_short(
+    synth_setup: tuple[MarketCatalog, Registry], tmp_path: Path
+) -> None:
+    """``--long-only`` reaches the strategy's rules: the same model's sell signals open no
+    short, where without it they do (a spot account without base cannot sell)."""
+    import pyarrow.parquet as pq
+
+    from node.live.cli import run
+    from tests.strategy_setup import CLI_CONFIG
+
+    catalog, registry = synth_setup
+    day = catalog.symbol_days("BTCUSDT")[-1].day.isoformat()
+    lows = {}
+    for flag in ("--no-long-only", "--long-only"):
+        out = tmp_path / flag
+        args = ["backtest", "--catalog", str(catalog.root), "--symbol", "BTCUSDT", "--days", day,
+                "--model", "candidate", "--registry", str(registry.root), "--out", str(out),
+                *CLI_CONFIG, flag]  # fmt: skip
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0, result.output
+        lows[flag] = pq.read_table(out / "timeline.parquet").column("position").to_numpy().min()
+    assert lows["--no-long-only"] < 0.0 <= lows["--long-only"] + 1e-12
+    assert "long_only" in {p.name for p in run.params}  # nhmm node run takes it too

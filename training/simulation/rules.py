@@ -170,7 +170,9 @@ class RuleConfig:
     the hold (``realised_vol_bp * sqrt(hold_s)``, or the stop distance when a stop is set) costs
     about this much (:func:`entry_size`). ``scale_up_cycles`` (0 = off) and ``max_scale``: the
     size ramp of :class:`~training.simulation.scale.ScaleUp` (entries are ``RuleState.size_scale``
-    x that size, capped by the room under ``max_position``).
+    x that size, capped by the room under ``max_position``). ``long_only``: a sell signal never
+    opens a short (a spot account holding no base cannot sell what it lacks); it still counts
+    as an opposite signal for an open long.
     """
 
     limits: GuardLimits = field(default_factory=GuardLimits)
@@ -190,6 +192,7 @@ class RuleConfig:
     risk_budget: float = 0.0
     scale_up_cycles: int = 0
     max_scale: int = 1
+    long_only: bool = False
 
     def __post_init__(self) -> None:
         if self.scale_up_cycles < 0 or self.max_scale < 1:
@@ -387,8 +390,9 @@ def decide(market: Market, answer: Answer, state: RuleState, cfg: RuleConfig) ->
     action = answer.action
     pos = state.position
     wanted = action
-    if exiting is not None or (pos > 0 and action == "sell") or (pos < 0 and action == "buy"):
-        wanted = "flat"
+    opposite = (pos > 0 and action == "sell") or (pos < 0 and action == "buy")
+    if exiting is not None or opposite or (cfg.long_only and action == "sell"):
+        wanted = "flat"  # long_only: a sell never opens (or adds to) a short
     working = state.entry_ns is not None
     cancel_entry = working and (
         market.ts_ns - state.entry_ns >= cfg.entry_ttl_s * 1e9

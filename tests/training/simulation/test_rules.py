@@ -164,3 +164,18 @@ def test_risk_budget_sizes_by_realised_vol_within_the_limits() -> None:
     assert decide(calm, Answer("buy", 0.9), RuleState(), stop).entry.quantity == pytest.approx(0.2)
     with pytest.raises(ValueError, match="risk_budget"):
         RuleConfig(risk_budget=-1.0)
+
+
+def test_long_only_never_opens_a_short_but_a_sell_still_exits_a_long() -> None:
+    big = dataclasses.replace(CFG, limits=dataclasses.replace(CFG.limits, max_position=0.2))
+    long_only = dataclasses.replace(big, long_only=True)
+    assert decide(market(0), Answer("sell", 0.9), RuleState(), big).entry.side == "sell"
+    d = decide(market(0), Answer("sell", 0.9), RuleState(), long_only)
+    assert (d.verdict, d.entry, d.counted) == ("FLAT", None, False)
+    assert decide(market(0), Answer("buy", 0.9), RuleState(), long_only).entry.side == "buy"
+    held = RuleState(position=0.11, avg_px=100.0, hold_until_ns=70 * S)
+    exits = dataclasses.replace(long_only, signal_exit=True)
+    assert decide(market(20), Answer("sell", 0.9), held, exits).exit_reason == "SIGNAL"
+    # an entry resting as a buy goes when the signal turns to sell, as without long_only
+    working = RuleState(entry_ns=0, entry_side="buy", last_order_ns=0)
+    assert decide(market(1), Answer("sell", 0.9), working, long_only).cancel_entry

@@ -35,6 +35,15 @@ def market(mid: np.ndarray, sell_low: np.ndarray | None = None,
     })  # fmt: skip
 
 
+def random_walk(n: int = 3000, seed: int = 4) -> tuple[SimMarket, np.ndarray, np.ndarray]:
+    """A random-walk market with trades around the mid, and random signals and confidences."""
+    rng = np.random.default_rng(seed)
+    mid = 100.0 * np.exp(np.cumsum(rng.normal(0, 2e-4, n)))
+    low, high = mid - np.abs(rng.normal(0, 0.02, n)), mid + np.abs(rng.normal(0, 0.02, n))
+    actions = rng.choice([0, 1, 1, 1, 1, 2], n).astype(np.int8)
+    return market(mid, low, high), actions, rng.uniform(0.3, 1.0, n)
+
+
 def test_a_passive_round_trip_pays_two_maker_fees() -> None:
     n = 30
     mid = np.full(n, 100.0)
@@ -70,18 +79,25 @@ def test_an_entry_the_price_never_trades_through_never_fills_and_expires() -> No
 
 
 def test_fast_path_is_the_full_replay() -> None:
-    rng = np.random.default_rng(4)
-    n = 3000
-    mid = 100.0 * np.exp(np.cumsum(rng.normal(0, 2e-4, n)))
-    low, high = mid - np.abs(rng.normal(0, 0.02, n)), mid + np.abs(rng.normal(0, 0.02, n))
-    actions = rng.choice([0, 1, 1, 1, 1, 2], n).astype(np.int8)
-    conf = rng.uniform(0.3, 1.0, n)
-    m = market(mid, low, high)
+    m, actions, conf = random_walk()
     fast = simulate(m, actions, conf, RULES, COSTS)
     full = simulate(m, actions, conf, RULES, COSTS, fast=False)
     np.testing.assert_array_equal(fast.equity, full.equity)
     assert fast.counts == full.counts and fast.entries == full.entries > 10
     assert len(fast.trips["gross"]) > 5
+
+
+def test_long_only_never_holds_a_short() -> None:
+    m, actions, conf = random_walk()
+    rules = dataclasses.replace(RULES, long_only=True)
+    both = simulate(m, actions, conf, RULES, COSTS)
+    held = np.cumsum(both.fills["side"] * both.fills["qty"])
+    assert held.min() < 0  # the same signals open shorts without long_only
+    r = simulate(m, actions, conf, rules, COSTS)
+    held = np.cumsum(r.fills["side"] * r.fills["qty"])
+    assert held.min() >= -1e-12 and r.entries > 5 and len(r.trips["gross"]) > 2
+    full = simulate(m, actions, conf, rules, COSTS, fast=False)
+    np.testing.assert_array_equal(r.equity, full.equity)
 
 
 def test_round_trips_split_a_flip() -> None:
