@@ -76,10 +76,15 @@ class _Update(NamedTuple):
     interval: int | None = None
 
 
+#: How far from its funding time a settlement record may be stamped (Binance's public files
+#: carry ``calc_time``s a few milliseconds late, e.g. ``1723132800001``).
+_RECORD_SLACK_NS = 60 * 1_000_000_000
+
+
 def settled_funding(updates: Iterable[Any]) -> tuple[tuple[int, float], ...]:
     """``(funding time ns, rate bp)`` per funding time the updates cover: the rate in force at
-    that time: a settlement record stamped exactly then (Binance's public ``fundingRate`` rows,
-    which carry an ``interval``), else the last estimate stamped in the period before it (a
+    that time: a settlement record stamped then, give or take a minute (Binance's public
+    ``fundingRate`` rows, which carry an ``interval``), else the last estimate stamped in the period before it (a
     recording's ``@markPrice`` ``r``, Tardis' ``funding_rate``: the running estimate of the
     next settlement). A funding time with neither is left to the configured rate.
 
@@ -96,8 +101,10 @@ def settled_funding(updates: Iterable[Any]) -> tuple[tuple[int, float], ...]:
     first = int(ts[0]) // FUNDING_PERIOD_NS * FUNDING_PERIOD_NS
     last = (int(ts[-1]) // FUNDING_PERIOD_NS + 1) * FUNDING_PERIOD_NS  # the next after the data
     for t in range(first, last + 1, FUNDING_PERIOD_NS):
-        lo, before, at = np.searchsorted(ts, [t - FUNDING_PERIOD_NS, t, t + 1])
-        records = [u for u in ups[before:at] if u[2]]  # settlement records stamped at t
+        lo, near, before, after = np.searchsorted(
+            ts, [t - FUNDING_PERIOD_NS, t - _RECORD_SLACK_NS, t, t + _RECORD_SLACK_NS + 1]
+        )
+        records = [u for u in ups[near:after] if u[2]]  # settlement records stamped at t
         estimates = [u for u in ups[lo:before] if not u[2]]
         if records or estimates:
             out.append((t, (records or estimates)[-1][1]))

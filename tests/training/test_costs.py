@@ -64,6 +64,8 @@ def test_the_rate_settled_at_a_funding_time_is_the_data_s() -> None:
     assert settled_funding(mark_price) == ((t, 3.0), (2 * t, -1.0))
     public = [update(t, "0.00050", 2 * t, interval=480)]  # a settlement record, stamped at t
     assert settled_funding(public) == ((t, 5.0),)
+    late = [update(2 * t + 10**6, "-0.00002150", 3 * t, interval=480)]  # calc_time 1 ms late
+    assert settled_funding(late) == ((2 * t, -0.215),)
     assert settled_funding([update(1, "0.001", t)]) == ((t, 10.0),)
     stale = [update(0, "0.0004", t), update(2 * t + H, "0.0004", 3 * t)]
     assert settled_funding(stale)[:2] == ((t, 4.0), (3 * t, 4.0))  # nothing said about 2t

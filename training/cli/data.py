@@ -27,7 +27,7 @@ __all__ = ["data", "download", "import_binance", "import_tardis", "import_ws", "
 # The sources' choices, spelled out so this module imports no importer (tests check they match).
 BINANCE_KINDS = ("trades", "aggTrades", "bookTicker", "depth", "klines", "fundingRate")
 TARDIS_KINDS = ("book", "trades", "derivative_ticker")
-DOWNLOAD_KINDS = ("trades", "aggTrades", "bookTicker", "klines")
+DOWNLOAD_KINDS = ("trades", "aggTrades", "bookTicker", "klines", "fundingRate")
 SYNTH_PRESETS = ("micro", "null", "realistic")
 BASE_URL = "https://data.binance.vision"
 
@@ -166,7 +166,8 @@ def download(
     base_url: str,
     import_into: Path | None,
 ) -> None:
-    """Download Binance public-data daily zips (SHA-256 verified, resumable)."""
+    """Download Binance public-data zips (daily; USD-M fundingRate monthly), SHA-256 verified
+    and resumable."""
     from training.data.sources.download import download as run
     from training.data.sources.download import import_downloaded
 

@@ -1,7 +1,8 @@
-"""Daily zips from Binance's public-data site, SHA-256 verified and resumable: ``nhmm data download``.
+"""Zips from Binance's public-data site, SHA-256 verified and resumable: ``nhmm data download``.
 
 Paths follow data.binance.vision (``data/spot/daily/trades/BTCUSDT/BTCUSDT-trades-2024-08-08.zip``,
-USD-M under ``data/futures/um/daily/``, klines under ``.../klines/<SYMBOL>/1m/``), each with a
+USD-M under ``data/futures/um/daily/``, klines under ``.../klines/<SYMBOL>/1m/``; USD-M
+``fundingRate`` is published per month only, ``data/futures/um/monthly/fundingRate/``), each with a
 ``.zip.CHECKSUM`` file (``<sha256>  <filename>``). A file that already verifies is skipped; a
 ``.part`` left by an interrupted transfer is resumed with an HTTP ``Range`` request; a checksum
 mismatch deletes the file and fails. ``--import-into CATALOG`` then runs ``import-binance``
@@ -13,6 +14,8 @@ answer), :class:`ChecksumError` (the bytes do not match the published SHA-256).
 
 >>> remote_path("usdm", "klines", "BTCUSDT", datetime.date(2024, 8, 8))
 'data/futures/um/daily/klines/BTCUSDT/1m/BTCUSDT-1m-2024-08-08.zip'
+>>> remote_path("usdm", "fundingRate", "BTCUSDT", datetime.date(2024, 8, 8))
+'data/futures/um/monthly/fundingRate/BTCUSDT/BTCUSDT-fundingRate-2024-08.zip'
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ __all__ = [
 ]
 
 BASE_URL = "https://data.binance.vision"
-DOWNLOAD_KINDS = ("trades", "aggTrades", "bookTicker", "klines")
+DOWNLOAD_KINDS = ("trades", "aggTrades", "bookTicker", "klines", "fundingRate")
 Status = Literal["downloaded", "resumed", "skipped"]
 
 
@@ -79,13 +82,18 @@ def _http_error(url: str, status: int) -> DownloadError:
 
 
 def remote_path(market: str, kind: str, symbol: str, day: datetime.date) -> str:
-    """Path of one daily zip on data.binance.vision (1m interval for klines)."""
+    """Path of the zip on data.binance.vision that holds ``day`` (1m interval for klines; the
+    month's file for USD-M ``fundingRate``)."""
     if market not in ("spot", "usdm"):
         raise BadInputError(f"market must be 'spot' or 'usdm', got {market!r}", field="market")
     if kind not in DOWNLOAD_KINDS:
         raise BadInputError(f"kind must be one of {DOWNLOAD_KINDS}, got {kind!r}", field="kind")
     root = "data/spot/daily" if market == "spot" else "data/futures/um/daily"
     sym = symbol.upper()
+    if kind == "fundingRate":
+        if market != "usdm":
+            raise BadInputError("fundingRate: only USD-M perpetuals fund", field="market")
+        return f"data/futures/um/monthly/fundingRate/{sym}/{sym}-fundingRate-{day:%Y-%m}.zip"
     if kind == "klines":
         return f"{root}/klines/{sym}/1m/{sym}-1m-{day.isoformat()}.zip"
     return f"{root}/{kind}/{sym}/{sym}-{kind}-{day.isoformat()}.zip"
@@ -226,14 +234,11 @@ def download(
     progress: bool = True,
     timeout_s: float = 60.0,
 ) -> list[Downloaded]:
-    """Fetch every daily zip from ``start`` to ``end`` into ``dest`` (same relative paths as on
-    the site)."""
-    out = []
+    """Fetch every zip that holds a day from ``start`` to ``end`` (one per day; one per month
+    for ``fundingRate``) into ``dest`` (same relative paths as on the site)."""
+    rels = dict.fromkeys(remote_path(market, kind, symbol, day) for day in days(start, end))
     with httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout_s) as client:
-        for day in days(start, end):
-            rel = remote_path(market, kind, symbol, day)
-            out.append(fetch(client, "/" + rel, Path(dest) / rel, progress=progress))
-    return out
+        return [fetch(client, "/" + rel, Path(dest) / rel, progress=progress) for rel in rels]
 
 
 def import_downloaded(

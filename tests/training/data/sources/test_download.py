@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pyarrow as pa
@@ -233,17 +234,23 @@ def test_missing_day_is_an_error(site: tuple[Site, str], tmp_path: Path) -> None
                  progress=False)  # fmt: skip
 
 
+def cli_download(url: str, tmp: Path, market: str, kind: str, start: str, end: str) -> Any:
+    """``nhmm data download ... --import-into tmp/cat`` of BTCUSDT; asserts it exits 0."""
+    result = CliRunner().invoke(
+        data_group,
+        ["download", "--market", market, "--kind", kind, "--symbol", "BTCUSDT", "--start", start,
+         "--end", end, "--dest", str(tmp / "dl"), "--base-url", url, "--import-into",
+         str(tmp / "cat")],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    return result
+
+
 def test_cli_download_and_import(site: tuple[Site, str], trade_zips: dict, tmp_path: Path) -> None:
     s, url = site
     publish(s, trade_zips)
     cat = tmp_path / "cat"
-    result = CliRunner().invoke(
-        data_group,
-        ["download", "--market", "spot", "--kind", "trades", "--symbol", "BTCUSDT",
-         "--start", "2021-01-08", "--end", "2021-01-09", "--dest", str(tmp_path / "dl"),
-         "--base-url", url, "--import-into", str(cat)],
-    )  # fmt: skip
-    assert result.exit_code == 0, result.output
+    result = cli_download(url, tmp_path, "spot", "trades", "2021-01-08", "2021-01-09")
     path = cat / "reports" / "download-spot-BTCUSDT-trades-2021-01-08-2021-01-09.json"
     assert result.output.strip().splitlines()[-1] == str(path)
     report = json.loads(path.read_text())
@@ -269,3 +276,33 @@ def test_errors_say_their_kind(site: tuple[Site, str], trade_zips: dict, tmp_pat
     assert isinstance(down.value, UnavailableError)
     with pytest.raises(BadInputError, match="market"):
         remote_path("coinm", "trades", "BTCUSDT", DAYS[0])
+
+
+def test_funding_rate_months_download_once_and_import(
+    site: tuple[Site, str], tmp_path: Path
+) -> None:
+    """``fundingRate`` is published per month: a range over a month's end fetches each month's
+    file once, and ``--import-into`` stores one funding update per settlement."""
+    s, url = site
+    rows = {"2024-07": "1722384000000,8,0.00010000\n1722412800000,8,0.00005000\n",
+            "2024-08": "1722441600000,8,-0.00002150\n"}  # fmt: skip
+    for month, body in rows.items():
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as zf:
+            zf.writestr(f"BTCUSDT-fundingRate-{month}.csv",
+                        "calc_time,funding_interval_hours,last_funding_rate\n" + body)  # fmt: skip
+        s.add(f"data/futures/um/monthly/fundingRate/BTCUSDT/BTCUSDT-fundingRate-{month}.zip",
+              buf.getvalue())  # fmt: skip
+    cat = tmp_path / "cat"
+    cli_download(url, tmp_path, "usdm", "fundingRate", "2024-07-30", "2024-08-01")
+    zips = [p for p, _ in s.requests if p.endswith(".zip")]
+    assert zips == [f"/data/futures/um/monthly/fundingRate/BTCUSDT/BTCUSDT-fundingRate-{m}.zip"
+                    for m in rows]  # fmt: skip
+    from training.data.catalog import MarketCatalog
+
+    got = MarketCatalog(cat)
+    rates = [str(u.rate) for d in (31, 1) for u in got.load_funding(
+        "BTCUSDT-PERP", datetime.date(2024, 7 if d == 31 else 8, d))]  # fmt: skip
+    assert rates == ["0.00010000", "0.00005000", "-0.00002150"]
+    with pytest.raises(BadInputError, match="only USD-M"):
+        remote_path("spot", "fundingRate", "BTCUSDT", DAYS[0])

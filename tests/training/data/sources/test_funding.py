@@ -117,6 +117,13 @@ def test_binance_public_funding_rate_one_update_per_settlement(tmp_path: Path) -
         assert u.interval == int(hours) * 60
         assert u.next_funding_ns == int(calc) * MS + int(hours) * 3600 * 10**9
         assert str(u.rate) == rate
+    # the cost model settles each row at its funding time (the 16:00 row is stamped 1 ms late)
+    from training.costs import FUNDING_PERIOD_NS
+    from training.costs import CostModel
+
+    settled = CostModel.tier("usdm").with_funding(day8 + day9).funding_rates
+    eight_h = [int(c) * MS // FUNDING_PERIOD_NS * FUNDING_PERIOD_NS for c, _, _ in rows]
+    assert settled == tuple(zip(eight_h, (1.0, 0.7213, -0.215, 0.3862), strict=True))
 
 
 @pytest.mark.parametrize(
