@@ -43,6 +43,7 @@ from training.errors import SchemaMismatchError
 __all__ = [
     "IN_PROCESS_LATENCY_MS",
     "VenueOptions",
+    "backtest_costs",
     "in_sample_days",
     "pinned_model",
     "run_backtest",
@@ -80,6 +81,12 @@ class VenueOptions:
 
     def __post_init__(self) -> None:
         FillOptions(self.fill_model, self.seed)  # names the field of a bad model
+
+
+def backtest_costs(catalog: MarketCatalog, instrument: Any, sds: Sequence[Any]) -> CostModel:
+    """What a backtest of ``sds`` prices trades with: the instrument's fees and the funding its
+    catalog says was settled over those days (:meth:`CostModel.with_funding`)."""
+    return CostModel.for_instrument(instrument).with_funding(catalog.funding_of(sds))
 
 
 def pinned_model(
@@ -292,7 +299,7 @@ def run_backtest(
         for c in [model, *(c for _, c in (shadow_policy.clients if shadow_policy else []))]:
             c.close()
     timeline = pa.Table.from_pylist(strategy.timeline, schema=run_dir.SAMPLE_SCHEMA)
-    costs = CostModel.for_instrument(instrument).with_funding(catalog.funding_of(sds))
+    costs = backtest_costs(catalog, instrument, sds)
     pnl, close = pnl_curve(strategy, venue.starting_quote, costs, charge_funding=True)
     timeline = timeline.append_column(
         run_dir.TIMELINE_SCHEMA.field("pnl"), pa.array(pnl, pa.float64())
@@ -402,6 +409,6 @@ def simulate_backtest(
         actions,
         confidence,
         rule_config(cfg, instrument, float(hold)),
-        CostModel.for_instrument(instrument).with_funding(catalog.funding_of(sds)),
+        backtest_costs(catalog, instrument, sds),
         exit_requote_s=cfg.exit_requote_s,
     )

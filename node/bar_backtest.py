@@ -33,6 +33,7 @@ from nautilus_trader.model.data import Bar
 from node import run_dir
 from node.backtest import IN_PROCESS_LATENCY_MS
 from node.backtest import VenueOptions
+from node.backtest import backtest_costs
 from node.backtest import in_sample_days
 from node.bar_feed import NautilusBarFeed
 from node.config import PolicyHMMStrategyConfig
@@ -45,7 +46,6 @@ from node.summary import pnl_curve
 from node.summary import strategy_figures
 from node.summary import summarise
 from serving.client import InProcessModelClient
-from training.costs import CostModel
 from training.data.sources.binance_public.bars import bar_type_for
 from training.errors import SchemaMismatchError
 from training.features import FeatureSchema
@@ -250,7 +250,7 @@ def run_bar_backtest(
         engine.dispose()
         model.close()
     timeline = pa.Table.from_pylist(strategy.timeline, schema=run_dir.SAMPLE_SCHEMA)
-    costs = CostModel.for_instrument(instrument).with_funding(catalog.funding_of(sds))
+    costs = backtest_costs(catalog, instrument, sds)
     pnl, close = pnl_curve(strategy, venue.starting_quote, costs, charge_funding=True)
     timeline = timeline.append_column(
         run_dir.TIMELINE_SCHEMA.field("pnl"), pa.array(pnl, pa.float64())

@@ -84,9 +84,10 @@ _RECORD_SLACK_NS = 60 * 1_000_000_000
 def settled_funding(updates: Iterable[Any]) -> tuple[tuple[int, float], ...]:
     """``(funding time ns, rate bp)`` per funding time the updates cover: the rate in force at
     that time: a settlement record stamped then, give or take a minute (Binance's public
-    ``fundingRate`` rows, which carry an ``interval``), else the last estimate stamped in the period before it (a
-    recording's ``@markPrice`` ``r``, Tardis' ``funding_rate``: the running estimate of the
-    next settlement). A funding time with neither is left to the configured rate.
+    ``fundingRate`` rows, which carry an ``interval``), else the last estimate stamped in the
+    period before it (a recording's ``@markPrice`` ``r``, Tardis' ``funding_rate``: the running
+    estimate of the next settlement). A funding time with neither is left to the configured
+    rate.
 
     >>> h = 3600 * 10**9
     >>> settled_funding([_Update(7 * h, 0.0002), _Update(9 * h, -0.0001), _Update(16 * h, 5e-4, 480)])

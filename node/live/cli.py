@@ -146,7 +146,8 @@ def run(environment: str, confirmed: bool, account: str, symbol: str, replay: tu
 
     if Path(env_file).is_file():
         load_dotenv(env_file, override=False)
-    changes = {k: strategy[k] for k in ("risk_budget", "scale_up_cycles", "max_scale", "long_only")}
+    sizing = ("risk_budget", "scale_up_cycles", "max_scale", "long_only")
+    changes = {k: strategy[k] for k in sizing}
     if max_position is not None:
         changes["max_position"] = max_position
     if strategy["budget_ms"] is not None:
