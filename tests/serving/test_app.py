@@ -235,12 +235,26 @@ def test_fuzz_malformed_payloads_no_5xx_no_restart(http: httpx.Client) -> None:
     assert whoami() == before
 
 
+def settled_drift_count(http: httpx.Client, quiet_s: float = 2.0) -> int:
+    """The live monitor's sample count once it stops moving for ``quiet_s`` (eight of the
+    ingress's 0.25 s drift flushes): a baseline no earlier request can still add to."""
+    last, since, deadline = -1, time.monotonic(), time.monotonic() + 30.0
+    while time.monotonic() < deadline:
+        n = http.get("/v1/drift", params={"model": "live"}).json()["n_samples"]
+        if n != last:
+            last, since = n, time.monotonic()
+        elif time.monotonic() - since >= quiet_s:
+            return n
+        time.sleep(0.1)
+    raise AssertionError(f"the drift monitor's count never settled (last {last})")
+
+
 def test_drift_report_is_fed_by_served_traffic(
     http: httpx.Client, registry_root: Path, bundles
 ) -> None:
     reg = Registry(registry_root)
     live = reg.resolve("live")
-    before = http.get("/v1/drift", params={"model": "live"}).json()["n_samples"]
+    before = settled_drift_count(http)  # earlier tests' traffic may still be on its way
     x = (bundles[0][1][7] + 5.0).tolist()  # one vector far from the training histograms
     for _ in range(16):
         items = [{"features": x}] * 16
