@@ -5,7 +5,8 @@ Spot: events go to every WS-API socket that called ``userDataStream.subscribe``,
 HMAC key, or WS-API ``userDataStream.start`` after an Ed25519 logon) opens
 ``/ws?listenKey=KEY``; events are sent bare. One active key per API key, as on Binance.
 Events leave in order from one pump task; :meth:`UserHub.pause` holds them until
-:meth:`UserHub.resume` (a user stream that stalls), :meth:`UserHub.drop` closes the sockets.
+:meth:`UserHub.resume` (a user stream that stalls), :meth:`UserHub.drop` closes the sockets and
+loses what was held, as a Binance stream loses what it sent into a dead connection.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class UserHub:
         self.listen_key: str | None = None
         self.paused = False
         self.sent = 0
+        self.lost = 0
         self._held: list[bytes] = []
         self._queue: asyncio.Queue[bytes] = asyncio.Queue()
         self._next_sub = 0
@@ -82,7 +84,11 @@ class UserHub:
                     self.key_sockets.discard(ws)
 
     async def drop(self) -> int:
-        """Close every user socket (the client reconnects, re-subscribes and reconciles)."""
+        """Close every user socket (the client reconnects, re-subscribes and reconciles); the
+        events a paused stream held are lost with it."""
+        self.paused = False
+        self.lost += len(self._held)
+        self._held.clear()
         sockets = set(self.api_sockets) | set(self.key_sockets)
         self.subscribers.clear()
         self.key_sockets.clear()

@@ -241,6 +241,7 @@ class LoopbackVenue:
             "logons": self.user.logons,
             "user_paused": self.user.paused,
             "user_events_sent": self.user.sent,
+            "user_events_lost": self.user.lost,
             "open_orders": len(self.matcher.open_orders()),
             "fills": len(self.matcher.fills),
         }

@@ -5,7 +5,10 @@ checkpoints (sequence ``u`` and the top levels of the node's own book), checks e
 crossed book, and once the book is built submits: a post-only buy at the bid and a post-only sell
 at the ask (they rest), a post-only buy at the ask (must be rejected ``due_post_only``) and a
 crossing limit buy (takes). A driver thread then drops the market sockets through the venue's
-HTTP control endpoint, waits for the resync, cancels what still rests and stops the node.
+HTTP control endpoint and waits for the resync; it pauses the user stream, has the probe take
+again (the fill's events are held) and drops the user stream (they are lost); once the adapter
+has re-subscribed and reconciled it cancels what still rests, waits for the node's balances to
+reach the venue's, and stops the node.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from nautilus_trader.model.enums import TimeInForce
 from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.trading.strategy import Strategy
 
+from node.live.reconciled import refresh_account_after_reconciled_fill
 from node.venue import binance_configs
 from node.venue.adapter import dispose_node
 from node.venue.adapter import trading_node
@@ -171,6 +175,7 @@ class Probe(Strategy):
             return
         info: dict[str, Any] = {}
         for attr in (
+            "reconciliation",
             "due_post_only",
             "reason",
             "liquidity_side",
@@ -183,16 +188,34 @@ class Probe(Strategy):
         self.seen.events.append((name, event.client_order_id.value, info))
         if name == "OrderRejected" and event.due_post_only:
             self._retry_resting(event)
+        if name == "OrderFilled":
+            refresh_account_after_reconciled_fill(self, event)
+
+    def take_in_gap(self) -> None:
+        """A crossing buy while the user stream is paused: only reconciliation can report it."""
+        ask = self.cache.order_book(self.iid).best_ask_price().as_decimal()
+        self._place("gap_take", OrderSide.BUY, ask * Decimal("1.0005"), post_only=False)
 
     def cancel_resting(self) -> None:
         self.cancel_all_orders(self.iid)
 
     def on_stop(self) -> None:
+        self.record_balances()
+
+    def record_balances(self) -> None:
         account = self.portfolio.account(self.iid.venue)
         if account is not None:
             self.seen.balances = {
                 str(c): str(b.total.as_decimal()) for c, b in account.balances().items()
             }
+
+
+def venue_balances(account: Any) -> dict[str, Decimal]:
+    """The venue account's totals as the node's balances should show them: free + locked per
+    asset (spot), the wallet (USD-M)."""
+    if hasattr(account, "wallet"):
+        return {account.asset: account.wallet}
+    return {a: account.free[a] + account.locked.get(a, Decimal(0)) for a in account.free}
 
 
 def _top(levels: list[Any]) -> list[tuple[float, float]]:
@@ -252,13 +275,27 @@ def run_probe(
             ),
             deadline,
         )
-        # the user stream drops too: the adapter must log on again before the cancels come back
+        # the user stream drops too, with a fill's events held in it: the adapter must log on
+        # again and reconcile before the cancels come back
         log.user_dropped_at_event = len(log.events)
-        httpx.post(f"{venue.urls.http}/_venue/user/drop", timeout=10).raise_for_status()
+        control = f"{venue.urls.http}/_venue/user"
+        httpx.post(f"{control}/pause", timeout=10).raise_for_status()
+        fills = venue.status()["fills"]
+        loop.call_soon_threadsafe(probe.take_in_gap)
+        wait(lambda: venue.status()["fills"] > fills, deadline)
+        httpx.post(f"{control}/drop", timeout=10).raise_for_status()
         wait(lambda: venue.status()["user_streams"] >= 1, deadline)
         loop.call_soon_threadsafe(probe.cancel_resting)
-        wait(settled, deadline)  # the node saw its cancels (the seeded order stays open)
-        time.sleep(0.5)  # and the account update that follows each
+        wait(lambda: settled() and filled("gap_take"), deadline)
+        # the account updates that follow (and the account the gap's fill made the node query)
+        want = venue_balances(venue.call(lambda: venue.venue.account))
+
+        def balanced() -> bool:
+            loop.call_soon_threadsafe(probe.record_balances)
+            time.sleep(0.1)
+            return {c: Decimal(v) for c, v in log.balances.items()} == want
+
+        wait(balanced, time.monotonic() + 10.0)
         loop.call_soon_threadsafe(node.stop)
 
     thread = threading.Thread(target=driver, name="probe-driver", daemon=True)

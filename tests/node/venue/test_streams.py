@@ -318,9 +318,20 @@ def test_drops_and_a_clean_shutdown(spot_recording: Recording) -> None:
             while (await market.receive(timeout=5)).type != aiohttp.WSMsgType.CLOSE:
                 pass
             assert not other.closed
+            # what a paused user stream held is lost with the dropped connection, as on Binance
+            await w.ok("POST", "/_venue/user/pause", signed=False)
+            await w.order_ok(
+                side="BUY",
+                type="LIMIT_MAKER",
+                quantity="0.01000000",
+                price=spot_recording.bids[-1][0],
+                newClientOrderId="LOST-1",
+            )
             assert (await w.ok("POST", "/_venue/user/drop", signed=False))["dropped"] == 1
             while (await user.receive(timeout=5)).type != aiohttp.WSMsgType.CLOSE:
                 pass
+            state = await w.ok("GET", "/_venue/status", signed=False)
+            assert (state["user_events_lost"], state["user_paused"]) == (2, False)  # NEW, lock
             status, _ = await w.call("POST", "/_venue/nothing/here", signed=False)
             assert status == 404
             port = int(w.urls.http.rsplit(":", 1)[1])
