@@ -60,7 +60,6 @@ from node.feature_actor import NautilusFeatureFeed
 from node.guardrails import Guardrails
 from node.inference import InferenceQueue
 from node.killswitch import kill_switch_path
-from node.live.reconciled import refresh_account_after_reconciled_fill
 from serving.client import InProcessModelClient
 from serving.client import ModelClient
 from training.simulation.execution import HoldTimer
@@ -223,10 +222,7 @@ class PolicyHMMStrategy(ExitOrders, Strategy):
 
     def on_order_filled(self, event: OrderFilled) -> None:
         """Carry the position's average entry price through the fill and persist it, so STOP
-        still measures a position a stopped node left open (:meth:`_avg_px`). A fill found by
-        reconciliation after a user-stream gap also refreshes the account, whose update the gap
-        lost."""
-        refresh_account_after_reconciled_fill(self, event)
+        still measures a position a stopped node left open (:meth:`_avg_px`)."""
         if event.instrument_id != self.instrument_id:
             return
         store = self.guards.peak

@@ -7,8 +7,8 @@ feeding :mod:`node.metrics` and guarding the book, and a RUN_DIR written like a 
 
 Modules: ``config`` (:class:`LiveConfig`), ``safety`` (keys, the ``--live`` checks),
 ``builder`` (client configs, the node, the risk limits), ``observer`` (metrics, book guard),
-``reconciled`` (the account after a user-stream gap), ``run_out`` (the RUN_DIR), ``runner``
-(``run_live``), ``parity`` (replay vs backtest), ``cli`` (the commands, light at import).
+``run_out`` (the RUN_DIR), ``runner`` (``run_live``), ``parity`` (replay vs backtest), ``cli``
+(the commands, light at import).
 Nothing is re-exported here, so ``import node.live`` stays free of Nautilus.
 """
 

@@ -180,6 +180,7 @@ class RestApi:
         ]
 
     async def _account(self, p: Params) -> Any:
+        self.v.account_reads += 1
         acct, now = self.v.account, self.v.clock_ms()
         return (
             acct.rest(now)

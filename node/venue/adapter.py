@@ -35,7 +35,13 @@ from nautilus_trader.trading.strategy import Strategy
 
 from node.venue.venue import VenueUrls
 
-__all__ = ["binance_configs", "dispose_node", "instrument_id", "trading_node"]
+__all__ = [
+    "binance_configs",
+    "dispose_node",
+    "instrument_id",
+    "reload_account_on_resubscribe",
+    "trading_node",
+]
 
 
 def instrument_id(symbol: str, market: str, venue: str = "BINANCE") -> InstrumentId:
@@ -116,7 +122,32 @@ def trading_node(
     node.add_data_client_factory(name, BinanceLiveDataClientFactory)
     node.add_exec_client_factory(name, BinanceLiveExecClientFactory)
     node.build()
+    reload_account_on_resubscribe(node)
     return node
+
+
+def reload_account_on_resubscribe(node: TradingNode) -> None:
+    """Reload the account whenever an exec client re-subscribes its user stream.
+
+    Binance loses what it sent into a dropped user stream. Nautilus 1.231 re-subscribes and
+    reconciles the orders (a fill in the gap comes back as an ``OrderFilled`` with
+    ``reconciliation=True``) but never the balances, which stayed stale until the venue's next
+    account update. The reload runs in the adapter's own re-subscribe hook, after the orders
+    and before the stream's buffered events, so no newer update is overwritten by it.
+    """
+    for client in node.kernel.exec_engine._clients.values():
+        ws = client._ws_client
+        reconcile = ws._on_resubscribe
+
+        async def resubscribed(client: Any = client, reconcile: Any = reconcile) -> None:
+            if reconcile is not None:
+                await reconcile()
+            try:
+                await client._update_account_state()
+            except Exception as e:  # the stream must come back; the next update heals it
+                client._log.exception("Reloading the account after a user-stream gap failed", e)
+
+        ws._on_resubscribe = resubscribed
 
 
 def dispose_node(node: TradingNode) -> None:

@@ -85,6 +85,7 @@ class LoopbackVenue:
             config.speed, config.loop, config.funding_rate, config.clock_align_ms,
         )  # fmt: skip
         self.snapshots_served = 0
+        self.account_reads = 0
         self._start_pending = False
         self.urls: VenueUrls | None = None
         self._runner: web.AppRunner | None = None
@@ -242,6 +243,7 @@ class LoopbackVenue:
             "user_paused": self.user.paused,
             "user_events_sent": self.user.sent,
             "user_events_lost": self.user.lost,
+            "account_reads": self.account_reads,
             "open_orders": len(self.matcher.open_orders()),
             "fills": len(self.matcher.fills),
         }

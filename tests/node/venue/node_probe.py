@@ -31,7 +31,6 @@ from nautilus_trader.model.enums import TimeInForce
 from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.trading.strategy import Strategy
 
-from node.live.reconciled import refresh_account_after_reconciled_fill
 from node.venue import binance_configs
 from node.venue.adapter import dispose_node
 from node.venue.adapter import trading_node
@@ -58,6 +57,7 @@ class ProbeLog:
     balances: dict[str, str] = field(default_factory=dict)
     drop_at_batch: int = 0
     user_dropped_at_event: int = 0
+    account_reads_before_gap: int = 0
     open_at_start: list[str] = field(default_factory=list)
     position_at_start: float = 0.0
     retries: int = 0
@@ -188,8 +188,6 @@ class Probe(Strategy):
         self.seen.events.append((name, event.client_order_id.value, info))
         if name == "OrderRejected" and event.due_post_only:
             self._retry_resting(event)
-        if name == "OrderFilled":
-            refresh_account_after_reconciled_fill(self, event)
 
     def take_in_gap(self) -> None:
         """A crossing buy while the user stream is paused: only reconciliation can report it."""
@@ -278,6 +276,7 @@ def run_probe(
         # the user stream drops too, with a fill's events held in it: the adapter must log on
         # again and reconcile before the cancels come back
         log.user_dropped_at_event = len(log.events)
+        log.account_reads_before_gap = venue.status()["account_reads"]
         control = f"{venue.urls.http}/_venue/user"
         httpx.post(f"{control}/pause", timeout=10).raise_for_status()
         fills = venue.status()["fills"]
@@ -287,7 +286,7 @@ def run_probe(
         wait(lambda: venue.status()["user_streams"] >= 1, deadline)
         loop.call_soon_threadsafe(probe.cancel_resting)
         wait(lambda: settled() and filled("gap_take"), deadline)
-        # the account updates that follow (and the account the gap's fill made the node query)
+        # the account updates that follow (and the account the node reloaded after the gap)
         want = venue_balances(venue.call(lambda: venue.venue.account))
 
         def balanced() -> bool:

@@ -153,10 +153,12 @@ def test_a_fill_lost_with_the_user_stream_is_reconciled_and_the_account_refreshe
     run: Run,
 ) -> None:
     """The gap's fill reaches the node only through reconciliation after the re-subscribe,
-    and the balances its lost account update carried only through the account query that
-    fill triggers (:mod:`node.live.reconciled`): the test above sees them agree."""
+    and the balances its lost account update carried only through the account the node reloads
+    then (:func:`node.venue.adapter.reload_account_on_resubscribe`): the test above sees them
+    agree."""
     log, status, _, _ = run
     assert status["user_events_lost"] >= 2  # the fill's order and account updates
+    assert status["account_reads"] > log.account_reads_before_gap >= 1  # reloaded after it
     gap = _events(log, "gap_take", "OrderFilled")
     assert [(f["reconciliation"], f["last_qty"].as_double()) for f in gap] == [(True, 0.001)]
 
