@@ -46,6 +46,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench_edge import ACCEPTANCE_SEEDS  # nothing is ever chosen on them
 from rich.console import Console
 from rich.progress import track
 from rich.table import Table
@@ -57,8 +58,6 @@ MIN_CONFS = (0.5, 0.6, 0.7, 0.8, 0.9)
 TTLS = (5.0, 30.0, 120.0)
 #: What a grid point of this bench is.
 KEYS = ("horizon_multiple", "min_conf", "entry_ttl_s")
-#: bench_edge's acceptance seeds: nothing is ever chosen on them.
-ACCEPTANCE_SEEDS = frozenset({1, 2, 3, 4, 5})
 
 
 def day_answers(catalog: Any, symbol: str, day: datetime.date, schema: Any) -> tuple:
